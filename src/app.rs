@@ -1,0 +1,129 @@
+//! `Application`: builds a node from settings, binds its listener, serves until told to
+//! stop, then drains.
+
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
+use crate::hub::Hub;
+use crate::limiter::{MemoryLimiter, RedisLimiter, StrangerLimiter};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::state::{AppState, Shared};
+use crate::store::MessageWriter;
+use crate::ws::outbox::CloseReason;
+
+/// A built node, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Validates settings, connects storage and bus, and binds `server.bind` (port 0 picks
+    /// a free port: see `local_addr`).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.validate().map_err(anyhow::Error::msg)?;
+        let dev_tokens = settings.dev_tokens();
+        let secret = match &settings.auth.jwt_secret {
+            Some(secret) => secret.expose().as_bytes().to_vec(),
+            None => {
+                // Dev mode without a configured secret: a fresh one per start.
+                let bytes: [u8; 32] = rand::random();
+                bytes.to_vec()
+            }
+        };
+        let store = crate::store::connect(&settings.storage)
+            .await
+            .with_context(|| format!("connecting to storage {:?}", settings.storage.url))?;
+        let writer = MessageWriter::start(
+            store.clone(),
+            settings.storage.batch_max,
+            settings.storage.writers,
+        );
+        let bus = crate::bus::connect(&settings.bus)
+            .await
+            .with_context(|| format!("connecting to bus {:?}", settings.bus.url))?;
+        let limiter: Arc<dyn StrangerLimiter> = if settings.bus.url.expose() == "memory" {
+            Arc::new(MemoryLimiter::new(
+                settings.limits.stranger_messages,
+                settings.limits.stranger_window,
+            ))
+        } else {
+            Arc::new(RedisLimiter)
+        };
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(
+            bus.clone(),
+            settings.bus.unsubscribe_delay,
+            settings.server.max_devices_per_user,
+            metrics.clone(),
+        );
+        let listener = TcpListener::bind(settings.server.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.server.bind))?;
+        let state = AppState::new(Shared {
+            auth: Authenticator::new(&secret),
+            dev_tokens,
+            store,
+            writer,
+            bus,
+            hub,
+            limiter,
+            metrics,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            settings,
+        });
+        Ok(Application { listener, state })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.settings.server.bind)
+    }
+
+    /// The node's shared state (for the `token` subcommand and tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains: readiness turns 503, every connection
+    /// gets 1001 and close 1012, and the node waits up to `server.shutdown_grace` for them.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let router = crate::http::router(state.clone());
+        let draining = state.shutdown.clone();
+        let stop = draining.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { draining.cancelled().await })
+            .await
+            .context("serving")?;
+        state.hub.close_all(CloseReason::Draining);
+        state.tracker.close();
+        if tokio::time::timeout(state.settings.server.shutdown_grace, state.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = state.hub.connections(),
+                "shutdown grace ran out with connections open"
+            );
+        }
+        Ok(())
+    }
+}

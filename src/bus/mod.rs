@@ -1,0 +1,133 @@
+//! The `Bus` seam: how a delivery reaches every node holding its recipients.
+//!
+//! Contract, for every implementation (`MemoryBus` here, `RedisBus` next to it):
+//! - `publish` sends an envelope to one topic and returns how many nodes received it
+//!   (Redis PUBLISH semantics): 0 means no node holds a subscriber, so the recipient is
+//!   offline everywhere.
+//! - Deliveries reach the attached `Inbound` (the hub) of every node subscribed to the topic,
+//!   including the publishing node: one delivery path for one node and many.
+//! - At most once: a message published while a node's link is down is lost to that node; the
+//!   store is the record and clients resync. After such a gap the bus calls
+//!   `Inbound::resync`.
+//! - `subscribe` / `unsubscribe` never block the caller; they take effect in call order.
+//!   The hub calls them once per topic transition (first local holder, last one gone).
+
+pub mod envelope;
+mod memory;
+mod redis;
+
+pub use envelope::Envelope;
+pub use memory::MemoryBus;
+pub use redis::RedisBus;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+
+use crate::ids::{GroupId, UserId};
+
+/// What a channel carries: one user's deliveries, one group's, or membership changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    User(UserId),
+    Group(GroupId),
+    Control,
+}
+
+impl Topic {
+    /// The channel name: `{prefix}:u:{id}`, `{prefix}:g:{id}`, `{prefix}:ctl`. With
+    /// `hash_tagged` (Redis Cluster, sharded pub/sub) the id is wrapped in braces so the
+    /// channel hashes by it alone.
+    pub fn channel(&self, prefix: &str, hash_tagged: bool) -> String {
+        match (self, hash_tagged) {
+            (Topic::User(u), false) => format!("{prefix}:u:{u}"),
+            (Topic::User(u), true) => format!("{prefix}:u:{{{u}}}"),
+            (Topic::Group(g), false) => format!("{prefix}:g:{g}"),
+            (Topic::Group(g), true) => format!("{prefix}:g:{{{g}}}"),
+            (Topic::Control, _) => format!("{prefix}:ctl"),
+        }
+    }
+
+    /// The topic of a channel name, if it is one of ours.
+    pub fn parse(channel: &str, prefix: &str) -> Option<Topic> {
+        let rest = channel.strip_prefix(prefix)?.strip_prefix(':')?;
+        if rest == "ctl" {
+            return Some(Topic::Control);
+        }
+        let (kind, id) = rest.split_once(':')?;
+        let id = id
+            .strip_prefix('{')
+            .and_then(|i| i.strip_suffix('}'))
+            .unwrap_or(id);
+        match kind {
+            "u" => id.parse().ok().map(Topic::User),
+            "g" => Some(Topic::Group(GroupId::from(id))),
+            _ => None,
+        }
+    }
+}
+
+/// Where a bus hands what it receives: the node's hub.
+pub trait Inbound: Send + Sync + 'static {
+    /// One envelope arrived on `topic`.
+    fn deliver(&self, topic: Topic, payload: Bytes);
+    /// Deliveries may have been lost (the bus link dropped): tell clients to resync.
+    fn resync(&self);
+}
+
+/// A bus failure: the publish did not happen (or its result is unknown).
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    #[error("bus command timed out")]
+    Timeout,
+}
+
+/// The routing seam; see the module docs for the contract.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Sets the receiver of deliveries; called once at start-up, before any subscribe.
+    fn attach(&self, inbound: Arc<dyn Inbound>);
+    /// Publishes to a topic; the number of nodes that received it.
+    async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<usize, BusError>;
+    /// Starts receiving a topic on this node (queued, never blocks).
+    fn subscribe(&self, topic: Topic);
+    /// Stops receiving a topic on this node (queued, never blocks).
+    fn unsubscribe(&self, topic: Topic);
+    /// Whether any node holds a subscriber of this user's topic.
+    async fn user_online(&self, user: UserId) -> Result<bool, BusError>;
+    /// Checks the bus answers (readiness).
+    async fn ping(&self) -> Result<(), BusError>;
+}
+
+/// Builds the bus named by `settings.url`.
+pub async fn connect(settings: &crate::settings::BusSettings) -> Result<Arc<dyn Bus>, BusError> {
+    if settings.url.expose() == "memory" {
+        Ok(Arc::new(MemoryBus::new()))
+    } else {
+        Ok(Arc::new(RedisBus::connect(settings).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_round_trip() {
+        for topic in [
+            Topic::User(42),
+            Topic::Group("team-1".into()),
+            Topic::Control,
+        ] {
+            for tagged in [false, true] {
+                let name = topic.channel("chat", tagged);
+                assert_eq!(Topic::parse(&name, "chat"), Some(topic.clone()), "{name}");
+            }
+        }
+        assert_eq!(Topic::User(42).channel("chat", false), "chat:u:42");
+        assert_eq!(Topic::User(42).channel("chat", true), "chat:u:{42}");
+        assert_eq!(Topic::parse("other:u:1", "chat"), None);
+    }
+}

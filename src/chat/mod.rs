@@ -1,0 +1,88 @@
+//! What one authenticated connection can ask for: the handling of each client frame.
+//!
+//! `Session::handle` parses a frame and answers on the connection's outbox; sending goes
+//! store → publish → acknowledge (`send.rs`), reading goes to the store (`read.rs`).
+
+mod read;
+mod send;
+
+use std::sync::Arc;
+
+use crate::ids::{ConnId, UserId};
+use crate::protocol::{ClientFrame, FrameError, codes, server};
+use crate::state::AppState;
+use crate::ws::outbox::Outbox;
+
+/// One connection's user, identity and outbox, with the node's shared state.
+pub struct Session {
+    pub(crate) state: AppState,
+    pub(crate) user: UserId,
+    pub(crate) conn: ConnId,
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+impl Session {
+    /// A session of `user` on connection `conn`.
+    pub fn new(state: AppState, user: UserId, conn: ConnId, outbox: Arc<Outbox>) -> Session {
+        Session {
+            state,
+            user,
+            conn,
+            outbox,
+        }
+    }
+
+    /// Handles one text frame; every outcome is answered with at least one frame.
+    pub async fn handle(&self, text: &str) {
+        let frame = match ClientFrame::parse(text, self.state.settings.limits.max_content_bytes) {
+            Ok(frame) => frame,
+            Err(FrameError::Invalid(reason)) => {
+                return self.refuse(codes::BAD_FRAME, &reason, None);
+            }
+            Err(FrameError::TooLong { limit }) => {
+                let reason = format!("content longer than {limit} bytes");
+                return self.refuse(codes::TOO_LONG, &reason, client_msg_id_of(text).as_deref());
+            }
+        };
+        match frame {
+            ClientFrame::Private {
+                recipient,
+                content,
+                client_msg_id,
+            } => self.send_private(recipient, content, client_msg_id).await,
+            ClientFrame::Group {
+                group,
+                content,
+                client_msg_id,
+            } => self.send_group(group, content, client_msg_id).await,
+            ClientFrame::SyncUnread { limit } => self.sync_unread(limit).await,
+            ClientFrame::PrivateHistory {
+                peer,
+                before,
+                limit,
+            } => self.private_history(peer, before, limit).await,
+            ClientFrame::GroupHistory {
+                group,
+                before,
+                limit,
+            } => self.group_history(group, before, limit).await,
+            ClientFrame::Read { id } => self.read(id).await,
+            ClientFrame::Ping => self.outbox.reply(server::pong()),
+        }
+    }
+
+    /// Answers with a refusal or failure frame.
+    pub(crate) fn refuse(&self, code: u16, reason: &str, client_msg_id: Option<&str>) {
+        if code == codes::STORAGE_UNAVAILABLE {
+            self.state.metrics.store_errors.inc();
+        }
+        self.outbox
+            .reply(server::error(code, reason, client_msg_id));
+    }
+}
+
+/// The `client_msg_id` of a frame refused before it was fully parsed, to echo it back.
+fn client_msg_id_of(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("client_msg_id")?.as_str().map(str::to_owned)
+}

@@ -1,0 +1,77 @@
+//! Health, readiness, metrics and presence.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{ApiError, PathOf, user_id};
+use crate::auth::AuthUser;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/users/{id}/presence", get(presence))
+}
+
+/// The process is up.
+async fn live() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The node takes traffic: storage and bus answer, and it is not draining.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    if state.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        );
+    }
+    let store = state.store.ping().await;
+    let bus = state.bus.ping().await;
+    let ok = store.is_ok() && bus.is_ok();
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ok { "ready" } else { "unavailable" },
+            "store": store.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            "bus": bus.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            "connections": state.hub.connections(),
+        })),
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(state.hub.connections()),
+    )
+}
+
+/// Whether any node holds a connection of the user.
+async fn presence(
+    State(state): State<AppState>,
+    AuthUser(_): AuthUser,
+    PathOf(id): PathOf<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let user = user_id(id)?;
+    let online = state
+        .bus
+        .user_online(user)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(json!({"user_id": user, "online": online})))
+}

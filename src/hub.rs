@@ -1,0 +1,324 @@
+//! The hub: this node's local connections by user and by group, and the reference counts
+//! that decide the bus subscriptions.
+//!
+//! A user's topic is subscribed when their first local connection registers and dropped
+//! when the last leaves (at once, so "offline" answers stay exact). A group's topic is
+//! subscribed while at least one local connection belongs to a member, and dropped
+//! `linger` after the last one leaves, to absorb reconnect churn.
+//!
+//! All bus subscribe/unsubscribe calls are made under the hub's write lock, so they reach
+//! the bus in the order the transitions happened. Nothing here awaits under a lock.
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::bus::envelope::Control;
+use crate::bus::{Bus, Envelope, Inbound, Topic};
+use crate::ids::{ConnId, GroupId, UserId};
+use crate::metrics::Metrics;
+use crate::protocol::server;
+use crate::ws::outbox::{CloseReason, Outbox};
+
+struct Conn {
+    id: ConnId,
+    outbox: Arc<Outbox>,
+}
+
+#[derive(Default)]
+struct LocalUser {
+    /// Oldest first, so the device limit evicts the oldest.
+    conns: Vec<Conn>,
+    groups: HashSet<GroupId>,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<UserId, LocalUser>,
+    /// Local online members per group; an empty set is a group topic lingering before
+    /// its unsubscribe.
+    groups: HashMap<GroupId, HashSet<UserId>>,
+}
+
+/// This node's connections and subscriptions.
+pub struct Hub {
+    state: RwLock<State>,
+    bus: Arc<dyn Bus>,
+    /// How long a group topic stays subscribed after its last local member left.
+    linger: Duration,
+    /// Connections of one user on this node before the oldest is replaced.
+    max_devices: usize,
+    metrics: Arc<Metrics>,
+    /// For the linger timers, which outlive the call that starts them.
+    me: Weak<Hub>,
+}
+
+/// What a group send needs to know about this node to tell 2100 from 2101.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupPresence {
+    /// This node holds the group's topic, so a publish counts this node.
+    pub holds_topic: bool,
+    /// Another local connection of a member (not the sending one) would receive it.
+    pub other_local: bool,
+}
+
+impl Hub {
+    /// A hub over `bus`; attaches itself to the bus as its inbound side.
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        linger: Duration,
+        max_devices: usize,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Hub> {
+        let hub = Arc::new_cyclic(|me| Hub {
+            state: RwLock::new(State::default()),
+            bus: bus.clone(),
+            linger,
+            max_devices: max_devices.max(1),
+            metrics,
+            me: me.clone(),
+        });
+        bus.attach(hub.clone());
+        bus.subscribe(Topic::Control);
+        hub
+    }
+
+    /// Registers a connection of `user`. Returns true when it is the user's first on this
+    /// node (the caller then loads the user's groups and calls `add_groups`).
+    pub fn register(&self, user: UserId, id: ConnId, outbox: Arc<Outbox>) -> bool {
+        let mut state = self.state.write();
+        let first = !state.users.contains_key(&user);
+        let entry = state.users.entry(user).or_default();
+        entry.conns.push(Conn { id, outbox });
+        while entry.conns.len() > self.max_devices {
+            let oldest = entry.conns.remove(0);
+            oldest.outbox.close(CloseReason::Replaced);
+        }
+        if first {
+            self.bus.subscribe(Topic::User(user));
+        }
+        first
+    }
+
+    /// Adds groups of a registered user (from the store, on their first connection).
+    pub fn add_groups(&self, user: UserId, groups: impl IntoIterator<Item = GroupId>) {
+        let mut state = self.state.write();
+        let State { users, groups: all } = &mut *state;
+        let Some(local) = users.get_mut(&user) else {
+            return;
+        };
+        for group in groups {
+            if local.groups.insert(group.clone()) {
+                self.join_locked(all, group, user);
+            }
+        }
+    }
+
+    /// Removes a connection; the user's and groups' topics are released if it was the last.
+    pub fn unregister(&self, user: UserId, id: ConnId) {
+        let mut state = self.state.write();
+        let State { users, groups } = &mut *state;
+        let Some(local) = users.get_mut(&user) else {
+            return;
+        };
+        local.conns.retain(|c| c.id != id);
+        if !local.conns.is_empty() {
+            return;
+        }
+        let local = users.remove(&user).unwrap_or_default();
+        self.bus.unsubscribe(Topic::User(user));
+        for group in local.groups {
+            self.leave_locked(groups, group, user);
+        }
+    }
+
+    /// Whether `user` has a connection on this node.
+    pub fn is_local(&self, user: UserId) -> bool {
+        self.state.read().users.contains_key(&user)
+    }
+
+    /// Local connections in total.
+    pub fn connections(&self) -> usize {
+        self.state
+            .read()
+            .users
+            .values()
+            .map(|u| u.conns.len())
+            .sum()
+    }
+
+    /// What this node knows about a group for a send from connection `skip`.
+    pub fn group_presence(&self, group: &GroupId, skip: ConnId) -> GroupPresence {
+        let state = self.state.read();
+        let Some(members) = state.groups.get(group) else {
+            return GroupPresence {
+                holds_topic: false,
+                other_local: false,
+            };
+        };
+        let other_local = members.iter().any(|u| {
+            state
+                .users
+                .get(u)
+                .is_some_and(|l| l.conns.iter().any(|c| c.id != skip))
+        });
+        GroupPresence {
+            holds_topic: true,
+            other_local,
+        }
+    }
+
+    /// Closes every local connection for `reason` (drain).
+    pub fn close_all(&self, reason: CloseReason) {
+        let state = self.state.read();
+        for local in state.users.values() {
+            for conn in &local.conns {
+                conn.outbox.close(reason);
+            }
+        }
+    }
+
+    fn join_locked(
+        &self,
+        groups: &mut HashMap<GroupId, HashSet<UserId>>,
+        group: GroupId,
+        user: UserId,
+    ) {
+        match groups.entry(group) {
+            // Held, or lingering (an empty set): the topic is subscribed already.
+            Entry::Occupied(mut held) => {
+                held.get_mut().insert(user);
+            }
+            Entry::Vacant(vacant) => {
+                let topic = Topic::Group(vacant.key().clone());
+                vacant.insert(HashSet::from([user]));
+                self.bus.subscribe(topic);
+            }
+        }
+    }
+
+    fn leave_locked(
+        &self,
+        groups: &mut HashMap<GroupId, HashSet<UserId>>,
+        group: GroupId,
+        user: UserId,
+    ) {
+        let Some(members) = groups.get_mut(&group) else {
+            return;
+        };
+        members.remove(&user);
+        if !members.is_empty() {
+            return;
+        }
+        if self.linger.is_zero() {
+            groups.remove(&group);
+            self.bus.unsubscribe(Topic::Group(group));
+            return;
+        }
+        let me = self.me.clone();
+        let linger = self.linger;
+        tokio::spawn(async move {
+            tokio::time::sleep(linger).await;
+            if let Some(hub) = me.upgrade() {
+                hub.release_if_idle(group);
+            }
+        });
+    }
+
+    fn release_if_idle(&self, group: GroupId) {
+        let mut state = self.state.write();
+        if state.groups.get(&group).is_some_and(|m| m.is_empty()) {
+            state.groups.remove(&group);
+            self.bus.unsubscribe(Topic::Group(group));
+        }
+    }
+
+    fn apply(&self, control: Control) {
+        let mut state = self.state.write();
+        let State { users, groups } = &mut *state;
+        match control {
+            Control::MemberAdded { group, user } => {
+                if let Some(local) = users.get_mut(&user)
+                    && local.groups.insert(group.clone())
+                {
+                    self.join_locked(groups, group, user);
+                }
+            }
+            Control::MemberRemoved { group, user } => {
+                if let Some(local) = users.get_mut(&user)
+                    && local.groups.remove(&group)
+                {
+                    self.leave_locked(groups, group, user);
+                }
+            }
+            Control::GroupDeleted { group } => {
+                if let Some(members) = groups.remove(&group) {
+                    for user in members {
+                        if let Some(local) = users.get_mut(&user) {
+                            local.groups.remove(&group);
+                        }
+                    }
+                    self.bus.unsubscribe(Topic::Group(group));
+                }
+            }
+        }
+    }
+
+    fn push_to(&self, state: &State, user: UserId, skip: Option<ConnId>, frame: &Utf8Bytes) -> u64 {
+        let Some(local) = state.users.get(&user) else {
+            return 0;
+        };
+        let mut sent = 0;
+        for conn in &local.conns {
+            if Some(conn.id) != skip && conn.outbox.push(frame.clone()) {
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
+impl Inbound for Hub {
+    fn deliver(&self, topic: Topic, payload: Bytes) {
+        let Some(envelope) = Envelope::decode(payload) else {
+            tracing::warn!(?topic, "dropped a malformed envelope");
+            return;
+        };
+        let (skip, frame) = match envelope {
+            Envelope::Deliver { skip, frame } => (skip, frame),
+            Envelope::Control(control) => return self.apply(control),
+        };
+        let Ok(frame) = Utf8Bytes::try_from(frame) else {
+            tracing::warn!(?topic, "dropped an envelope whose frame is not UTF-8");
+            return;
+        };
+        let state = self.state.read();
+        let sent = match &topic {
+            Topic::User(user) => self.push_to(&state, *user, skip, &frame),
+            Topic::Group(group) => match state.groups.get(group) {
+                Some(members) => members
+                    .iter()
+                    .map(|u| self.push_to(&state, *u, skip, &frame))
+                    .sum(),
+                None => 0,
+            },
+            Topic::Control => 0,
+        };
+        drop(state);
+        self.metrics.deliveries.add(sent);
+    }
+
+    fn resync(&self) {
+        let frame = Utf8Bytes::from(server::sync_needed());
+        let state = self.state.read();
+        for local in state.users.values() {
+            for conn in &local.conns {
+                conn.outbox.push(frame.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Identifiers: users (positive integers from the token's `sub`), groups (short strings),
+//! and connections (unique across nodes).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A user id: a positive integer, the `sub` of the user's token.
+pub type UserId = i64;
+
+/// A group id: 1 to 64 characters of `A-Z a-z 0-9 _ - . :`; a UUID unless the creator chose one.
+pub type GroupId = Arc<str>;
+
+/// Longest group id, in bytes.
+pub const MAX_GROUP_ID: usize = 64;
+
+/// Validates a group id, returning the reason when it is not one.
+pub fn parse_group_id(s: &str) -> Result<GroupId, String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_GROUP_ID
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if ok {
+        Ok(GroupId::from(s))
+    } else {
+        Err(format!(
+            "group_id must be 1 to {MAX_GROUP_ID} characters of letters, digits, '_', '-', '.', ':'"
+        ))
+    }
+}
+
+/// A connection id, unique across the nodes of a deployment: a random per-process prefix in
+/// the high 24 bits and a counter below, so a node can tell its own connections in an envelope.
+pub type ConnId = u64;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+static NODE_PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Allocates the next connection id of this process.
+pub fn next_conn_id() -> ConnId {
+    let prefix = *NODE_PREFIX.get_or_init(|| (rand::random::<u64>() & 0xFF_FFFF).max(1) << 40);
+    prefix | (NEXT_CONN.fetch_add(1, Ordering::Relaxed) & ((1 << 40) - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids() {
+        assert!(parse_group_id("team-42").is_ok());
+        assert!(parse_group_id("0190a0c4-6a5e-7000-8000-000000000000").is_ok());
+        assert!(parse_group_id("").is_err());
+        assert!(parse_group_id("a b").is_err());
+        assert!(parse_group_id(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn conn_ids_are_distinct() {
+        assert_ne!(next_conn_id(), next_conn_id());
+    }
+}

@@ -1,0 +1,40 @@
+//! The stranger-limit seam: counters of private messages per ordered pair of users.
+//!
+//! Contract, for every implementation (`MemoryLimiter`, `RedisLimiter`):
+//! - `try_send(from, to)` counts one message and allows it while `from` has sent at most
+//!   `limit` within the window (counted from the first), or while `to` has sent to `from`
+//!   within the window (they are talking).
+//! - `undo(from, to)` takes back one counted message that was not stored after all.
+//! - The counters are a fast path, not the record: when they refuse, the caller asks the
+//!   store whether the pair is exempt (mutual follows, or `to` ever answered).
+
+mod memory;
+mod redis;
+
+pub use memory::MemoryLimiter;
+pub use redis::RedisLimiter;
+
+use async_trait::async_trait;
+
+use crate::ids::UserId;
+
+/// What the counters say about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    OverLimit,
+}
+
+/// The counters could not be read; the message is refused as not stored (5000).
+#[derive(Debug, thiserror::Error)]
+#[error("stranger-limit counters unavailable: {0}")]
+pub struct LimiterError(pub String);
+
+/// The stranger-limit seam; see the module docs for the contract.
+#[async_trait]
+pub trait StrangerLimiter: Send + Sync + 'static {
+    /// Counts a private message from `from` to `to`.
+    async fn try_send(&self, from: UserId, to: UserId) -> Result<Verdict, LimiterError>;
+    /// Takes back one counted message.
+    async fn undo(&self, from: UserId, to: UserId);
+}

@@ -1,0 +1,125 @@
+//! The `chat-gateway` command: serve (default), migrate, mint a token, check configuration.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chat_gateway::auth::Authenticator;
+use chat_gateway::settings::redact_url;
+use chat_gateway::{Application, Settings, telemetry};
+
+#[derive(Parser)]
+#[command(version, about = "A horizontally scalable WebSocket chat gateway")]
+struct Cli {
+    /// TOML configuration file (then CHAT__SECTION__KEY variables override it).
+    #[arg(long, short, global = true, env = "CHAT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Mint a JWT for a user with the configured auth.jwt_secret.
+    Token {
+        /// The user id (the token's sub).
+        #[arg(long)]
+        user: i64,
+        /// Lifetime, such as 24h, 30m, 7days.
+        #[arg(long, default_value = "24h")]
+        ttl: humantime::Duration,
+    },
+    /// Load and validate the configuration, print it with secrets hidden, and exit.
+    CheckConfig,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            settings.validate().map_err(anyhow::Error::msg)?;
+            println!("{settings:#?}");
+            println!("configuration OK");
+            Ok(())
+        }
+        Command::Token { user, ttl } => {
+            anyhow::ensure!(user > 0, "--user must be a positive integer");
+            let secret = settings.auth.jwt_secret.as_ref().context(
+                "auth.jwt_secret is not set (CHAT__AUTH__JWT_SECRET): tokens minted now would not verify anywhere",
+            )?;
+            anyhow::ensure!(
+                secret.expose().len() >= 32,
+                "auth.jwt_secret must be at least 32 bytes"
+            );
+            let auth = Authenticator::new(secret.expose().as_bytes());
+            println!("{}", auth.mint(user, Duration::from(ttl)));
+            Ok(())
+        }
+        Command::Migrate => runtime()?.block_on(async {
+            telemetry::init(&settings.log);
+            chat_gateway::store::migrate(&settings.storage)
+                .await
+                .with_context(|| {
+                    format!("migrating {}", redact_url(settings.storage.url.expose()))
+                })?;
+            println!("migrations applied");
+            Ok(())
+        }),
+        Command::Serve => runtime()?.block_on(serve(settings)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    telemetry::init(&settings.log);
+    let app = Application::build(settings).await?;
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    tracing::info!(
+        %addr,
+        storage = %redact_url(state.settings.storage.url.expose()),
+        bus = %redact_url(state.settings.bus.url.expose()),
+        "chat-gateway listening"
+    );
+    println!("chat-gateway listening on ws://{addr}/ws");
+    if state.dev_tokens {
+        println!(
+            "dev mode: get a token with\n  curl -s -X POST http://{addr}/api/dev/token -H 'content-type: application/json' -d '{{\"user_id\":1}}'"
+        );
+    }
+    app.run_until(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("draining");
+}

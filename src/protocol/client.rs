@@ -1,0 +1,323 @@
+//! Client frames: parsing and validating the JSON a client sends, with a precise reason
+//! for everything refused.
+
+use serde_json::Value;
+use std::borrow::Cow;
+use uuid::Uuid;
+
+use super::cursor::Cursor;
+use crate::ids::{GroupId, UserId, parse_group_id};
+
+/// Longest accepted `client_msg_id`, in characters.
+pub const MAX_CLIENT_MSG_ID: usize = 64;
+/// Default and maximum `limit` of an unread sync (type 2).
+pub const UNREAD_LIMIT: (u32, u32) = (100, 500);
+/// Default and maximum `limit` of a history page (types 3 and 6).
+pub const HISTORY_LIMIT: (u32, u32) = (10, 100);
+
+/// One validated client request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// Type 1: a private message.
+    Private {
+        recipient: UserId,
+        content: String,
+        client_msg_id: Option<String>,
+    },
+    /// Type 2: unread sync.
+    SyncUnread { limit: u32 },
+    /// Type 3: history of my conversation with `peer`.
+    PrivateHistory {
+        peer: UserId,
+        before: Cursor,
+        limit: u32,
+    },
+    /// Type 4: a group message.
+    Group {
+        group: GroupId,
+        content: String,
+        client_msg_id: Option<String>,
+    },
+    /// Type 5: read receipt for a message and everything older in its conversation.
+    Read { id: Uuid },
+    /// Type 6: group history.
+    GroupHistory {
+        group: GroupId,
+        before: Cursor,
+        limit: u32,
+    },
+    /// Type 7: application ping.
+    Ping,
+}
+
+/// Why a frame was refused: a 4000 (or 4130) with a reason naming the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// Invalid frame; the string is the reason sent to the client.
+    Invalid(Cow<'static, str>),
+    /// Content longer than the configured maximum (code 4130).
+    TooLong { limit: usize },
+}
+
+impl FrameError {
+    fn invalid(reason: impl Into<Cow<'static, str>>) -> Self {
+        FrameError::Invalid(reason.into())
+    }
+}
+
+/// The raw shape: every field optional and untyped, so that the error names the exact field.
+struct RawFrame {
+    kind: Option<Value>,
+    recipient_id: Option<Value>,
+    group_id: Option<Value>,
+    content: Option<Value>,
+    client_msg_id: Option<Value>,
+    limit: Option<Value>,
+}
+
+impl RawFrame {
+    fn from_json(text: &str) -> Result<RawFrame, FrameError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| FrameError::invalid(format!("invalid JSON: {e}")))?;
+        let Value::Object(mut map) = value else {
+            return Err(FrameError::invalid("frame must be a JSON object"));
+        };
+        Ok(RawFrame {
+            kind: map.remove("type"),
+            recipient_id: map.remove("recipient_id"),
+            group_id: map.remove("group_id"),
+            content: map.remove("content"),
+            client_msg_id: map.remove("client_msg_id"),
+            limit: map.remove("limit"),
+        })
+    }
+
+    /// `content` as text; absent and null read as empty.
+    fn content_str(&self) -> Result<&str, FrameError> {
+        match &self.content {
+            None | Some(Value::Null) => Ok(""),
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(FrameError::invalid("content must be a string")),
+        }
+    }
+}
+
+impl ClientFrame {
+    /// Parses and validates one text frame. `max_content_bytes` bounds message content.
+    pub fn parse(text: &str, max_content_bytes: usize) -> Result<ClientFrame, FrameError> {
+        let mut raw = RawFrame::from_json(text)?;
+        let kind = match &raw.kind {
+            None => return Err(FrameError::invalid("missing field: type")),
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| FrameError::invalid("type must be an integer"))?,
+        };
+        match kind {
+            1 => Ok(ClientFrame::Private {
+                recipient: user_field(&raw.recipient_id, "recipient_id")?,
+                client_msg_id: client_msg_id(&raw.client_msg_id)?,
+                content: message_content(raw.content.take(), max_content_bytes)?,
+            }),
+            2 => Ok(ClientFrame::SyncUnread {
+                limit: limit(&raw.limit, UNREAD_LIMIT)?,
+            }),
+            3 => Ok(ClientFrame::PrivateHistory {
+                peer: user_field(&raw.recipient_id, "recipient_id")?,
+                before: cursor(raw.content_str()?)?,
+                limit: limit(&raw.limit, HISTORY_LIMIT)?,
+            }),
+            4 => Ok(ClientFrame::Group {
+                group: group_field(&raw)?,
+                client_msg_id: client_msg_id(&raw.client_msg_id)?,
+                content: message_content(raw.content.take(), max_content_bytes)?,
+            }),
+            5 => {
+                let id = raw.content_str()?.trim();
+                if id.is_empty() {
+                    return Err(FrameError::invalid("missing field: content (a message id)"));
+                }
+                let id = Uuid::try_parse(id)
+                    .map_err(|_| FrameError::invalid("content must be a message id (a UUID)"))?;
+                Ok(ClientFrame::Read { id })
+            }
+            6 => Ok(ClientFrame::GroupHistory {
+                group: group_field(&raw)?,
+                before: cursor(raw.content_str()?)?,
+                limit: limit(&raw.limit, HISTORY_LIMIT)?,
+            }),
+            7 => Ok(ClientFrame::Ping),
+            other => Err(FrameError::invalid(format!(
+                "unknown type {other}: expected 1 to 7"
+            ))),
+        }
+    }
+}
+
+fn user_field(value: &Option<Value>, name: &'static str) -> Result<UserId, FrameError> {
+    let value = value
+        .as_ref()
+        .ok_or_else(|| FrameError::invalid(format!("missing field: {name}")))?;
+    let id = match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match id {
+        Some(id) if id > 0 => Ok(id),
+        _ => Err(FrameError::invalid(format!(
+            "{name} must be a positive integer"
+        ))),
+    }
+}
+
+fn group_field(raw: &RawFrame) -> Result<GroupId, FrameError> {
+    match (&raw.group_id, &raw.recipient_id) {
+        (Some(Value::String(s)), _) => parse_group_id(s).map_err(FrameError::invalid),
+        (Some(Value::Number(n)), _) | (None, Some(Value::Number(n))) => match n.as_i64() {
+            Some(id) if id > 0 => Ok(GroupId::from(id.to_string())),
+            _ => Err(FrameError::invalid("group_id must be a string id")),
+        },
+        (None, Some(Value::String(s))) => parse_group_id(s).map_err(FrameError::invalid),
+        (None, None) => Err(FrameError::invalid("missing field: group_id")),
+        _ => Err(FrameError::invalid("group_id must be a string id")),
+    }
+}
+
+fn message_content(content: Option<Value>, max: usize) -> Result<String, FrameError> {
+    let content = match content {
+        None | Some(Value::Null) => return Err(FrameError::invalid("missing field: content")),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(FrameError::invalid("content must be a string")),
+    };
+    if content.trim().is_empty() {
+        return Err(FrameError::invalid("content must not be empty"));
+    }
+    if content.len() > max {
+        return Err(FrameError::TooLong { limit: max });
+    }
+    Ok(content)
+}
+
+fn client_msg_id(value: &Option<Value>) -> Result<Option<String>, FrameError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= MAX_CLIENT_MSG_ID => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(FrameError::invalid(format!(
+            "client_msg_id longer than {MAX_CLIENT_MSG_ID} characters"
+        ))),
+        Some(_) => Err(FrameError::invalid("client_msg_id must be a string")),
+    }
+}
+
+fn limit(value: &Option<Value>, (default, max): (u32, u32)) -> Result<u32, FrameError> {
+    match value {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) if n >= 1 && n <= u64::from(max) => Ok(n as u32),
+            _ => Err(FrameError::invalid(format!(
+                "limit must be an integer from 1 to {max}"
+            ))),
+        },
+        Some(_) => Err(FrameError::invalid(format!(
+            "limit must be an integer from 1 to {max}"
+        ))),
+    }
+}
+
+fn cursor(content: &str) -> Result<Cursor, FrameError> {
+    Cursor::parse(content).map_err(FrameError::invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ClientFrame, FrameError> {
+        ClientFrame::parse(s, 10)
+    }
+
+    fn reason(s: &str) -> String {
+        match parse(s) {
+            Err(FrameError::Invalid(r)) => r.into_owned(),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn private_message() {
+        assert_eq!(
+            parse(r#"{"type":1,"recipient_id":2,"content":"hi","client_msg_id":"a"}"#),
+            Ok(ClientFrame::Private {
+                recipient: 2,
+                content: "hi".into(),
+                client_msg_id: Some("a".into())
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":1,"recipient_id":"7","content":"hi"}"#),
+            Ok(ClientFrame::Private {
+                recipient: 7,
+                content: "hi".into(),
+                client_msg_id: None
+            })
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        assert!(reason("{").starts_with("invalid JSON"));
+        assert_eq!(reason("[1]"), "frame must be a JSON object");
+        assert_eq!(reason(r#"{"content":"x"}"#), "missing field: type");
+        assert_eq!(reason(r#"{"type":"1"}"#), "type must be an integer");
+        assert_eq!(reason(r#"{"type":9}"#), "unknown type 9: expected 1 to 7");
+        assert_eq!(
+            reason(r#"{"type":1,"content":"x"}"#),
+            "missing field: recipient_id"
+        );
+        assert_eq!(
+            reason(r#"{"type":1,"recipient_id":-3,"content":"x"}"#),
+            "recipient_id must be a positive integer"
+        );
+        assert_eq!(
+            reason(r#"{"type":1,"recipient_id":3,"content":"  "}"#),
+            "content must not be empty"
+        );
+        assert_eq!(
+            reason(r#"{"type":1,"recipient_id":3,"content":5}"#),
+            "content must be a string"
+        );
+        assert_eq!(
+            reason(r#"{"type":2,"limit":501}"#),
+            "limit must be an integer from 1 to 500"
+        );
+        assert_eq!(
+            reason(r#"{"type":5,"content":"nope"}"#),
+            "content must be a message id (a UUID)"
+        );
+        assert_eq!(
+            reason(r#"{"type":4,"content":"x"}"#),
+            "missing field: group_id"
+        );
+    }
+
+    #[test]
+    fn too_long_content_is_its_own_error() {
+        assert_eq!(
+            parse(r#"{"type":1,"recipient_id":2,"content":"12345678901"}"#),
+            Err(FrameError::TooLong { limit: 10 })
+        );
+    }
+
+    #[test]
+    fn group_id_from_legacy_recipient_id() {
+        assert_eq!(
+            parse(r#"{"type":4,"recipient_id":12,"content":"hi"}"#),
+            Ok(ClientFrame::Group {
+                group: GroupId::from("12".to_string()),
+                content: "hi".into(),
+                client_msg_id: None
+            })
+        );
+    }
+}

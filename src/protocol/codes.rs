@@ -1,0 +1,56 @@
+//! Every server frame code and WebSocket close code, with what a client should do about it.
+//!
+//! Ranges: 1xxx connection state, 2xxx success, 4xxx the client's request was refused
+//! (do not retry unchanged), 5xxx the server could not do it (retry).
+
+/// First frame on every connection: authenticated, carries `user_id`.
+pub const CONNECTED: u16 = 1000;
+/// The server is closing this connection (drain, replaced, too slow): reconnect with backoff.
+pub const CLOSING: u16 = 1001;
+/// Deliveries may have been missed (the node's bus link dropped): send a type 2 sync.
+pub const SYNC_NEEDED: u16 = 1002;
+/// Answer to an application ping (client frame type 7).
+pub const PONG: u16 = 1003;
+
+/// A message: live push, or one item of an unread sync or a history page.
+pub const MESSAGE: u16 = 2000;
+/// Your message is stored and reached at least one online device of the recipient.
+pub const STORED_DELIVERED: u16 = 2100;
+/// Your message is stored; no device of the recipient is online (it waits for their sync).
+pub const STORED_OFFLINE: u16 = 2101;
+/// End of an unread sync or a history page.
+pub const PAGE_END: u16 = 2200;
+/// Read receipt applied.
+pub const READ_APPLIED: u16 = 2300;
+/// Someone read messages of a conversation you are part of (pushed; see docs/protocol.md).
+pub const READ_BY_PEER: u16 = 2301;
+
+/// Malformed or invalid frame; `reason` names the problem.
+pub const BAD_FRAME: u16 = 4000;
+/// Not allowed: not a member of that group, or the recipient blocked you.
+pub const FORBIDDEN: u16 = 4003;
+/// No such group, user or message.
+pub const NOT_FOUND: u16 = 4004;
+/// Stranger limit reached: the recipient has not answered yet.
+pub const STRANGER_LIMIT: u16 = 4029;
+/// Content longer than `limits.max_content_bytes`.
+pub const TOO_LONG: u16 = 4130;
+/// Storage unavailable: the message was NOT stored; retry with the same `client_msg_id`.
+pub const STORAGE_UNAVAILABLE: u16 = 5000;
+
+/// WebSocket close codes the server uses (RFC 6455 section 7.4 plus the registered 1012/1013).
+pub mod close {
+    /// Normal closure, answering a client's close.
+    pub const NORMAL: u16 = 1000;
+    /// A text frame that is not valid UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
+    /// Policy: the connection was replaced by a newer one of the same user (device limit),
+    /// or its token expired.
+    pub const POLICY: u16 = 1008;
+    /// A frame larger than `server.max_frame_bytes`.
+    pub const TOO_BIG: u16 = 1009;
+    /// The node is draining (shutdown or restart): reconnect, the load balancer picks another.
+    pub const RESTART: u16 = 1012;
+    /// The client read too slowly and its outbound queue overflowed: reconnect and sync.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}

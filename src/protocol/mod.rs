@@ -1,0 +1,11 @@
+//! The wire protocol: client frames in, server frames out, codes, cursors.
+//! docs/protocol.md is the public description of everything here.
+
+pub mod client;
+pub mod codes;
+pub mod cursor;
+pub mod server;
+
+pub use client::{ClientFrame, FrameError};
+pub use cursor::Cursor;
+pub use server::Source;

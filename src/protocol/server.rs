@@ -1,0 +1,251 @@
+//! Server frames: every JSON frame the server sends, built in one place.
+//!
+//! All frames carry `code`, `content` and `from` (the original protocol's fields); the rest
+//! appear only where they apply. Builders return the encoded text, ready to share.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::codes;
+use crate::ids::UserId;
+use crate::message::{Message, Target};
+
+/// Why a message frame is being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Live,
+    Unread,
+    History,
+}
+
+#[derive(Serialize, Default)]
+struct Frame<'a> {
+    code: u16,
+    content: &'a str,
+    from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sender_id: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_id: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reader_id: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_msg_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<&'a str>,
+}
+
+impl Frame<'_> {
+    fn encode(&self) -> String {
+        // Serialising a struct of plain fields into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// 1000: connected, first frame of every connection.
+pub fn connected(user_id: UserId) -> String {
+    Frame {
+        code: codes::CONNECTED,
+        content: "connected to server",
+        user_id: Some(user_id),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 1001: the server is closing this connection; `reason` says why.
+pub fn closing(reason: &str) -> String {
+    Frame {
+        code: codes::CLOSING,
+        content: "connection closed",
+        reason: Some(reason),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 1002: deliveries may have been missed; the client should send a type 2 sync.
+pub fn sync_needed() -> String {
+    Frame {
+        code: codes::SYNC_NEEDED,
+        content: "deliveries may have been missed: send a type 2 sync",
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 1003: pong.
+pub fn pong() -> String {
+    Frame {
+        code: codes::PONG,
+        content: "pong",
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2000: a message.
+pub fn message(m: &Message, source: Source) -> String {
+    let (recipient_id, group_id) = match &m.target {
+        Target::User(r) => (Some(*r), None),
+        Target::Group(g) => (None, Some(&**g)),
+    };
+    Frame {
+        code: codes::MESSAGE,
+        content: &m.content,
+        from: &m.from_label(),
+        id: Some(m.id),
+        sender_id: Some(m.sender_id),
+        recipient_id,
+        group_id,
+        ts: Some(m.ts),
+        source: Some(source),
+        client_msg_id: m.client_msg_id.as_deref(),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2100 or 2101: the sender's message is stored (and delivered or not).
+pub fn stored(m: &Message, delivered: bool) -> String {
+    let (code, content) = if delivered {
+        (codes::STORED_DELIVERED, "delivered")
+    } else {
+        (codes::STORED_OFFLINE, "recipient is offline")
+    };
+    let (recipient_id, group_id) = match &m.target {
+        Target::User(r) => (Some(*r), None),
+        Target::Group(g) => (None, Some(&**g)),
+    };
+    Frame {
+        code,
+        content,
+        from: &m.from_label(),
+        id: Some(m.id),
+        recipient_id,
+        group_id,
+        ts: Some(m.ts),
+        client_msg_id: Some(m.client_msg_id.as_deref().unwrap_or("")),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2200: end of an unread sync or a history page.
+pub fn page_end(count: u32, next_cursor: Option<Uuid>) -> String {
+    let next = next_cursor.map(|id| id.to_string()).unwrap_or_default();
+    Frame {
+        code: codes::PAGE_END,
+        content: if next.is_empty() { "end" } else { "more" },
+        count: Some(count),
+        next_cursor: Some(&next),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2300: read receipt applied.
+pub fn read_applied(id: Uuid) -> String {
+    let text = id.to_string();
+    Frame {
+        code: codes::READ_APPLIED,
+        content: &text,
+        id: Some(id),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2301: `reader` has read `id` and everything older in a conversation with the receiver.
+pub fn read_by(reader: UserId, id: Uuid, target: &Target) -> String {
+    let text = id.to_string();
+    let (recipient_id, group_id, from) = match target {
+        Target::User(r) => (Some(*r), None, format!("{reader}->{r}")),
+        Target::Group(g) => (None, Some(&**g), format!("{reader}->{g}")),
+    };
+    Frame {
+        code: codes::READ_BY_PEER,
+        content: &text,
+        from: &from,
+        id: Some(id),
+        reader_id: Some(reader),
+        recipient_id,
+        group_id,
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// A refusal (4xxx) or failure (5000): `reason` names the problem. `client_msg_id` echoes the
+/// refused message's, so a client can tell which of its messages it concerns.
+pub fn error(code: u16, reason: &str, client_msg_id: Option<&str>) -> String {
+    Frame {
+        code,
+        content: reason,
+        reason: Some(reason),
+        client_msg_id,
+        ..Frame::default()
+    }
+    .encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn every_frame_has_code_content_from() {
+        let m = Message::new(1, Target::User(2), "hi".into(), None);
+        for text in [
+            connected(1),
+            closing("drain"),
+            pong(),
+            sync_needed(),
+            message(&m, Source::Live),
+            stored(&m, true),
+            page_end(0, None),
+            read_applied(m.id),
+            read_by(2, m.id, &Target::User(1)),
+            error(codes::BAD_FRAME, "bad", None),
+        ] {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert!(v["code"].is_u64(), "{text}");
+            assert!(v["content"].is_string(), "{text}");
+            assert!(v["from"].is_string(), "{text}");
+        }
+    }
+
+    #[test]
+    fn message_frame_fields() {
+        let m = Message::new(
+            1,
+            Target::Group("g1".into()),
+            "hi".into(),
+            Some("c1".into()),
+        );
+        let v: Value = serde_json::from_str(&message(&m, Source::Unread)).unwrap();
+        assert_eq!(v["code"], 2000);
+        assert_eq!(v["from"], "1->g1");
+        assert_eq!(v["group_id"], "g1");
+        assert_eq!(v["source"], "unread");
+        assert_eq!(v["client_msg_id"], "c1");
+        assert_eq!(v["id"], m.id.to_string());
+        assert!(v.get("recipient_id").is_none());
+    }
+}

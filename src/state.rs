@@ -1,0 +1,52 @@
+//! `AppState`: what every handler and connection of a node shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
+use crate::bus::Bus;
+use crate::hub::Hub;
+use crate::limiter::StrangerLimiter;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::store::{MessageWriter, Store};
+
+/// The node's shared parts; cloning is one reference count.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The parts themselves.
+pub struct Shared {
+    pub settings: Settings,
+    pub auth: Authenticator,
+    /// Whether `POST /api/dev/token` is served.
+    pub dev_tokens: bool,
+    pub store: Arc<dyn Store>,
+    /// Batches message inserts into group commits.
+    pub writer: MessageWriter,
+    pub bus: Arc<dyn Bus>,
+    pub hub: Arc<Hub>,
+    pub limiter: Arc<dyn StrangerLimiter>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the node starts draining: connections close with 1012.
+    pub shutdown: CancellationToken,
+    /// Counts live connections, so a drain can wait for them.
+    pub tracker: TaskTracker,
+}
+
+impl AppState {
+    /// Wraps the parts.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

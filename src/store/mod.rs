@@ -1,0 +1,209 @@
+//! The `Store` seam: messages, read state, groups, members, follows and blocks.
+//!
+//! Contract, for every implementation (`MySqlStore`, `SqliteStore`; one conformance suite in
+//! tests/ runs against both):
+//! - `insert_messages` is atomic per batch: every message of the batch is either stored or
+//!   refused with a reason, all in one transaction; an `Err` means nothing was stored.
+//! - A message whose (`sender_id`, `client_msg_id`) exists already is not stored again: its
+//!   outcome names the first message.
+//! - Ids are UUIDv7 and order messages by time; history pages and unread syncs order by id.
+//! - Read state: a private message is unread until its recipient reads it (type 5 or sync);
+//!   a group member has read everything up to a per-member marker, set to "now" on joining.
+
+mod sql;
+pub mod writer;
+
+pub use sql::{MySqlStore, SqlStore, SqliteStore};
+pub use writer::MessageWriter;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::ids::{GroupId, UserId};
+use crate::message::Message;
+use crate::protocol::Cursor;
+
+/// A storage failure: the operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("storage writer stopped")]
+    Stopped,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("row"),
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// What became of one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored now.
+    Stored,
+    /// Its `client_msg_id` was used before by the same sender: the first message's id and
+    /// time, and whether it reached an online device then.
+    Duplicate { id: Uuid, ts: i64, delivered: bool },
+    /// The recipient blocks the sender; nothing stored.
+    Blocked,
+    /// The sender is not a member of the group (or it does not exist); nothing stored.
+    NotMember,
+}
+
+/// A group as the REST API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub id: GroupId,
+    pub name: String,
+    pub description: String,
+    pub icon: String,
+    pub owner_id: UserId,
+    pub member_count: u64,
+    pub created_at: i64,
+}
+
+/// A group to create.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub id: GroupId,
+    pub name: String,
+    pub description: String,
+    pub icon: String,
+    pub owner_id: UserId,
+    /// Initial members besides the owner.
+    pub members: Vec<UserId>,
+}
+
+/// One page of messages and whether more lie beyond it.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub messages: Vec<Message>,
+    pub more: bool,
+}
+
+/// What a read receipt (type 5) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Applied to the conversation of that message: the peer (private) or the group.
+    Applied(crate::message::Target),
+    /// No such message visible to the reader.
+    NotFound,
+    /// A message of a group the reader is not a member of.
+    NotMember,
+}
+
+/// Membership of a user in an existing group, for authorisation checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Member,
+    Outsider,
+}
+
+/// The storage seam; see the module docs for the contract.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a batch atomically, refusing blocked senders and non-members, and naming
+    /// duplicates of earlier `client_msg_id`s. One outcome per message, in order.
+    async fn insert_messages(&self, batch: &[Message]) -> Result<Vec<InsertOutcome>, StoreError>;
+    /// Records that these messages reached an online device (the code a duplicate gets).
+    async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+
+    /// The oldest `limit` unread messages of `user` (private and group), oldest first; the
+    /// returned ones become read.
+    async fn take_unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError>;
+    /// Messages between `user` and `peer`, newest first, ids strictly below `before`.
+    async fn private_history(
+        &self,
+        user: UserId,
+        peer: UserId,
+        before: Cursor,
+        limit: u32,
+    ) -> Result<Page, StoreError>;
+    /// Messages of `group`, newest first, ids strictly below `before`.
+    async fn group_history(
+        &self,
+        group: &str,
+        before: Cursor,
+        limit: u32,
+    ) -> Result<Page, StoreError>;
+    /// Marks message `id` and everything older in its conversation read for `user`.
+    async fn mark_read(&self, user: UserId, id: Uuid) -> Result<ReadOutcome, StoreError>;
+
+    /// Whether `from` may pass the stranger limit towards `to`: they follow each other, or
+    /// `to` has ever sent `from` a private message.
+    async fn stranger_exempt(&self, from: UserId, to: UserId) -> Result<bool, StoreError>;
+
+    /// Creates a group with its owner and initial members; `Conflict` if the id is taken.
+    async fn create_group(&self, group: NewGroup) -> Result<Group, StoreError>;
+    /// A group with its member count.
+    async fn group(&self, id: &str) -> Result<Option<Group>, StoreError>;
+    /// Deletes a group, its members and its messages.
+    async fn delete_group(&self, id: &str) -> Result<bool, StoreError>;
+    /// The role of `user` in `group`; `None` when the group does not exist.
+    async fn role(&self, group: &str, user: UserId) -> Result<Option<Role>, StoreError>;
+    /// Adds a member; false if already one.
+    async fn add_member(&self, group: &str, user: UserId) -> Result<bool, StoreError>;
+    /// Removes a member; false if not one.
+    async fn remove_member(&self, group: &str, user: UserId) -> Result<bool, StoreError>;
+    /// Members of a group, ascending.
+    async fn members(&self, group: &str) -> Result<Vec<UserId>, StoreError>;
+    /// Groups `user` belongs to.
+    async fn user_groups(&self, user: UserId) -> Result<Vec<Group>, StoreError>;
+    /// Ids of the groups `user` belongs to (cheaper than `user_groups`, used on connect).
+    async fn user_group_ids(&self, user: UserId) -> Result<Vec<GroupId>, StoreError>;
+
+    /// `user` follows `other`; false if already.
+    async fn follow(&self, user: UserId, other: UserId) -> Result<bool, StoreError>;
+    /// `user` stops following `other`; false if not following.
+    async fn unfollow(&self, user: UserId, other: UserId) -> Result<bool, StoreError>;
+    /// Whom `user` follows, ascending.
+    async fn following(&self, user: UserId) -> Result<Vec<UserId>, StoreError>;
+
+    /// `user` blocks `other`; false if already.
+    async fn block(&self, user: UserId, other: UserId) -> Result<bool, StoreError>;
+    /// `user` unblocks `other`; false if not blocked.
+    async fn unblock(&self, user: UserId, other: UserId) -> Result<bool, StoreError>;
+    /// Whom `user` blocks, ascending.
+    async fn blocked(&self, user: UserId) -> Result<Vec<UserId>, StoreError>;
+}
+
+/// Connects to the store named by `url` (`sqlite:…` or `mysql://…`), migrating if asked.
+pub async fn connect(
+    settings: &crate::settings::StorageSettings,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let url = settings.url.expose();
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(settings).await?))
+    } else {
+        Ok(Arc::new(MySqlStore::connect(settings).await?))
+    }
+}
+
+/// Applies pending migrations of the store named by `url` and returns.
+pub async fn migrate(settings: &crate::settings::StorageSettings) -> Result<(), StoreError> {
+    let mut settings = settings.clone();
+    settings.migrate = true;
+    connect(&settings).await.map(|_| ())
+}

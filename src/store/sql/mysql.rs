@@ -1,0 +1,39 @@
+//! `MySqlStore`: MySQL or MariaDB through a connection pool; migrations in migrations/mysql.
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use std::str::FromStr;
+
+use crate::settings::StorageSettings;
+
+type Db = sqlx::MySql;
+const INSERT_IGNORE: &str = "INSERT IGNORE";
+const BEGIN_WRITE: &str = "BEGIN";
+const INSERT_GROUP: &str = "INSERT IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+const INSERT_FOLLOW: &str =
+    "INSERT IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
+const INSERT_BLOCK: &str =
+    "INSERT IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+
+include!("queries.rs");
+
+impl SqlStore {
+    /// Connects to `settings.url` (`mysql://…`), migrating first if `settings.migrate`.
+    pub async fn connect(settings: &StorageSettings) -> Result<SqlStore, StoreError> {
+        let url = settings.url.expose().replacen("mariadb://", "mysql://", 1);
+        let options = MySqlConnectOptions::from_str(&url)?
+            .charset("utf8mb4")
+            .collation("utf8mb4_unicode_ci")
+            .timezone(Some(String::from("+00:00")));
+        let pool = MySqlPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        if settings.migrate {
+            MIGRATOR.run(&pool).await?;
+        }
+        Ok(SqlStore { pool })
+    }
+}

@@ -1,0 +1,701 @@
+// The one implementation of `Store` in SQL, compiled once per backend: `mysql.rs` and
+// `sqlite.rs` each `include!` this file into a module that defines `Db` (the sqlx database)
+// and `INSERT_IGNORE` (the dialect's insert-unless-duplicate). Both dialects use `?`
+// placeholders, so everything else is shared text.
+
+use async_trait::async_trait;
+use sqlx::{Pool, QueryBuilder, Row};
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+use crate::ids::{GroupId, UserId};
+use crate::message::{Message, Target};
+use crate::protocol::Cursor;
+use crate::store::{
+    Group, InsertOutcome, NewGroup, Page, ReadOutcome, Role, Store, StoreError,
+};
+
+/// Columns of a message row, in the order `message_from_row` reads them.
+const MESSAGE_COLUMNS: &str = "id, sender_id, recipient_id, group_id, content, client_msg_id, ts";
+/// Columns of a group row plus its member count, in the order `group_from_row` reads them.
+const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.icon, g.owner_id, g.created_at, \
+     (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.id) AS member_count";
+/// Rows per multi-row statement: well below both backends' bind-parameter limits.
+const CHUNK: usize = 500;
+
+/// The SQL store for this backend: a connection pool and nothing else.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: Pool<Db>,
+}
+
+type Row_ = <Db as sqlx::Database>::Row;
+
+fn message_from_row(row: &Row_) -> Result<Message, sqlx::Error> {
+    let recipient: Option<i64> = row.try_get(2)?;
+    let group: Option<String> = row.try_get(3)?;
+    let target = match (recipient, group) {
+        (Some(r), _) => Target::User(r),
+        (None, Some(g)) => Target::Group(GroupId::from(g)),
+        (None, None) => {
+            return Err(sqlx::Error::Decode("message has neither recipient nor group".into()));
+        }
+    };
+    Ok(Message {
+        id: row.try_get(0)?,
+        sender_id: row.try_get(1)?,
+        target,
+        content: row.try_get(4)?,
+        client_msg_id: row.try_get(5)?,
+        ts: row.try_get(6)?,
+    })
+}
+
+fn group_from_row(row: &Row_) -> Result<Group, sqlx::Error> {
+    let id: String = row.try_get(0)?;
+    let count: i64 = row.try_get(6)?;
+    Ok(Group {
+        id: GroupId::from(id),
+        name: row.try_get(1)?,
+        description: row.try_get(2)?,
+        icon: row.try_get(3)?,
+        owner_id: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+        member_count: count.max(0) as u64,
+    })
+}
+
+/// The two users of a private conversation, smaller first: the conversation's key.
+fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
+    (a.min(b), a.max(b))
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Messages sorted newest first, cut to `limit`, saying whether more lay beyond.
+fn page(mut rows: Vec<Message>, limit: u32) -> Page {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Page { messages: rows, more }
+}
+
+impl SqlStore {
+    /// The pool, for the backend module's connect and migrate code.
+    pub fn pool(&self) -> &Pool<Db> {
+        &self.pool
+    }
+
+    /// Which (blocker, blocked) pairs among `pairs` exist.
+    async fn blocked_pairs(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        pairs: &HashSet<(UserId, UserId)>,
+    ) -> Result<HashSet<(UserId, UserId)>, sqlx::Error> {
+        let mut found = HashSet::new();
+        let pairs: Vec<_> = pairs.iter().copied().collect();
+        for chunk in pairs.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("SELECT blocker_id, blocked_id FROM blocks WHERE ");
+            let mut sep = q.separated(" OR ");
+            for (blocker, blocked) in chunk {
+                sep.push("(blocker_id = ")
+                    .push_bind_unseparated(*blocker)
+                    .push_unseparated(" AND blocked_id = ")
+                    .push_bind_unseparated(*blocked)
+                    .push_unseparated(")");
+            }
+            for row in q.build().fetch_all(&mut *tx).await? {
+                found.insert((row.try_get(0)?, row.try_get(1)?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which (group, user) pairs among `pairs` are memberships.
+    async fn member_pairs(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        pairs: &HashSet<(GroupId, UserId)>,
+    ) -> Result<HashSet<(GroupId, UserId)>, sqlx::Error> {
+        let mut found = HashSet::new();
+        let pairs: Vec<_> = pairs.iter().cloned().collect();
+        for chunk in pairs.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("SELECT group_id, user_id FROM group_members WHERE ");
+            let mut sep = q.separated(" OR ");
+            for (group, user) in chunk {
+                sep.push("(group_id = ")
+                    .push_bind_unseparated(group.to_string())
+                    .push_unseparated(" AND user_id = ")
+                    .push_bind_unseparated(*user)
+                    .push_unseparated(")");
+            }
+            for row in q.build().fetch_all(&mut *tx).await? {
+                let group: String = row.try_get(0)?;
+                found.insert((GroupId::from(group), row.try_get(1)?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The first message of each (sender, client_msg_id) among `keys`: id, ts, delivered.
+    async fn first_by_client_id(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        keys: &[(UserId, &str)],
+    ) -> Result<HashMap<(UserId, String), (Uuid, i64, bool)>, sqlx::Error> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(
+                "SELECT sender_id, client_msg_id, id, ts, delivered FROM messages WHERE ",
+            );
+            let mut sep = q.separated(" OR ");
+            for (sender, client_id) in chunk {
+                sep.push("(sender_id = ")
+                    .push_bind_unseparated(*sender)
+                    .push_unseparated(" AND client_msg_id = ")
+                    .push_bind_unseparated(client_id.to_string())
+                    .push_unseparated(")");
+            }
+            for row in q.build().fetch_all(&mut *tx).await? {
+                let delivered: i64 = row.try_get(4)?;
+                found.insert(
+                    (row.try_get(0)?, row.try_get(1)?),
+                    (row.try_get(2)?, row.try_get(3)?, delivered != 0),
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert_rows(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        rows: &[&Message],
+    ) -> Result<u64, sqlx::Error> {
+        let mut inserted = 0;
+        for chunk in rows.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(INSERT_IGNORE);
+            q.push(
+                " INTO messages (id, sender_id, recipient_id, group_id, peer_lo, peer_hi, content, client_msg_id, ts) ",
+            );
+            q.push_values(chunk.iter(), |mut b, m| {
+                let (recipient, group, lo, hi) = match &m.target {
+                    Target::User(r) => {
+                        let (lo, hi) = pair(m.sender_id, *r);
+                        (Some(*r), None, Some(lo), Some(hi))
+                    }
+                    Target::Group(g) => (None, Some(g.to_string()), None, None),
+                };
+                b.push_bind(m.id)
+                    .push_bind(m.sender_id)
+                    .push_bind(recipient)
+                    .push_bind(group)
+                    .push_bind(lo)
+                    .push_bind(hi)
+                    .push_bind(m.content.clone())
+                    .push_bind(m.client_msg_id.clone())
+                    .push_bind(m.ts);
+            });
+            inserted += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        Ok(inserted)
+    }
+
+    async fn add_members(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        group: &str,
+        users: &[UserId],
+    ) -> Result<u64, sqlx::Error> {
+        let joined = now_millis();
+        // A new member has read everything that was said before they joined.
+        let marker = Cursor::at_millis(joined as u64 + 1).0;
+        let mut added = 0;
+        for chunk in users.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(INSERT_IGNORE);
+            q.push(" INTO group_members (group_id, user_id, joined_at, last_read) ");
+            q.push_values(chunk.iter(), |mut b, user| {
+                b.push_bind(group.to_string())
+                    .push_bind(*user)
+                    .push_bind(joined)
+                    .push_bind(marker);
+            });
+            added += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        Ok(added)
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_messages(&self, batch: &[Message]) -> Result<Vec<InsertOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let block_keys: HashSet<(UserId, UserId)> = batch
+            .iter()
+            .filter_map(|m| match m.target {
+                Target::User(r) => Some((r, m.sender_id)),
+                Target::Group(_) => None,
+            })
+            .collect();
+        let member_keys: HashSet<(GroupId, UserId)> = batch
+            .iter()
+            .filter_map(|m| match &m.target {
+                Target::Group(g) => Some((g.clone(), m.sender_id)),
+                Target::User(_) => None,
+            })
+            .collect();
+
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let blocked = if block_keys.is_empty() {
+            HashSet::new()
+        } else {
+            Self::blocked_pairs(&mut tx, &block_keys).await?
+        };
+        let members = if member_keys.is_empty() {
+            HashSet::new()
+        } else {
+            Self::member_pairs(&mut tx, &member_keys).await?
+        };
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::with_capacity(batch.len());
+        for m in batch {
+            let outcome = match &m.target {
+                Target::User(r) if blocked.contains(&(*r, m.sender_id)) => InsertOutcome::Blocked,
+                Target::Group(g) if !members.contains(&(g.clone(), m.sender_id)) => {
+                    InsertOutcome::NotMember
+                }
+                _ => {
+                    accepted.push(m);
+                    InsertOutcome::Stored
+                }
+            };
+            outcomes.push(outcome);
+        }
+        if !accepted.is_empty() {
+            let inserted = Self::insert_rows(&mut tx, &accepted).await?;
+            if inserted < accepted.len() as u64 {
+                // Some were ignored: only a repeated (sender, client_msg_id) can cause that.
+                let keys: Vec<(UserId, &str)> = accepted
+                    .iter()
+                    .filter_map(|m| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
+                    .collect();
+                let first = Self::first_by_client_id(&mut tx, &keys).await?;
+                for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+                    let Some(client_id) = &m.client_msg_id else { continue };
+                    if *outcome != InsertOutcome::Stored {
+                        continue;
+                    }
+                    if let Some((id, ts, delivered)) = first.get(&(m.sender_id, client_id.clone()))
+                        && *id != m.id
+                    {
+                        *outcome = InsertOutcome::Duplicate {
+                            id: *id,
+                            ts: *ts,
+                            delivered: *delivered,
+                        };
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE messages SET delivered = 1 WHERE id IN ");
+            q.push_tuples(chunk.iter(), |mut b, id| {
+                b.push_bind(*id);
+            });
+            q.build().execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn take_unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {
+        let fetch = i64::from(limit) + 1;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let private_sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = ? AND is_read = 0 ORDER BY id LIMIT ?"
+        );
+        let mut rows = Vec::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(private_sql))
+            .bind(user)
+            .bind(fetch)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            rows.push(message_from_row(&row)?);
+        }
+        let group_sql = format!(
+            "SELECT {} FROM group_members gm JOIN messages m ON m.group_id = gm.group_id AND m.id > gm.last_read \
+             WHERE gm.user_id = ? AND m.sender_id <> ? ORDER BY m.id LIMIT ?",
+            MESSAGE_COLUMNS
+                .split(", ")
+                .map(|c| format!("m.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for row in sqlx::query(sqlx::AssertSqlSafe(group_sql))
+            .bind(user)
+            .bind(user)
+            .bind(fetch)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            rows.push(message_from_row(&row)?);
+        }
+        rows.sort_by_key(|m| m.id);
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+
+        let private_ids: Vec<Uuid> = rows
+            .iter()
+            .filter(|m| matches!(m.target, Target::User(_)))
+            .map(|m| m.id)
+            .collect();
+        for chunk in private_ids.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE messages SET is_read = 1 WHERE recipient_id = ");
+            q.push_bind(user).push(" AND id IN ");
+            q.push_tuples(chunk.iter(), |mut b, id| {
+                b.push_bind(*id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        // Returned oldest first, so each group's returned messages are a prefix of its
+        // unread ones: moving the marker to the newest returned is exact.
+        let mut newest: HashMap<&str, Uuid> = HashMap::new();
+        for m in &rows {
+            if let Target::Group(g) = &m.target {
+                newest.insert(g, m.id);
+            }
+        }
+        for (group, id) in newest {
+            sqlx::query(
+                "UPDATE group_members SET last_read = ? WHERE group_id = ? AND user_id = ? AND last_read < ?",
+            )
+            .bind(id)
+            .bind(group)
+            .bind(user)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Page {
+            messages: rows,
+            more,
+        })
+    }
+
+    async fn private_history(
+        &self,
+        user: UserId,
+        peer: UserId,
+        before: Cursor,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let (lo, hi) = pair(user, peer);
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE peer_lo = ? AND peer_hi = ? AND id < ? ORDER BY id DESC LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lo)
+            .bind(hi)
+            .bind(before.0)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let rows = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page(rows, limit))
+    }
+
+    async fn group_history(
+        &self,
+        group: &str,
+        before: Cursor,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE group_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(group)
+            .bind(before.0)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let rows = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page(rows, limit))
+    }
+
+    async fn mark_read(&self, user: UserId, id: Uuid) -> Result<ReadOutcome, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(ReadOutcome::NotFound);
+        };
+        let m = message_from_row(&row)?;
+        match &m.target {
+            Target::User(recipient) => {
+                let peer = if *recipient == user {
+                    m.sender_id
+                } else if m.sender_id == user {
+                    *recipient
+                } else {
+                    return Ok(ReadOutcome::NotFound);
+                };
+                sqlx::query(
+                    "UPDATE messages SET is_read = 1 WHERE recipient_id = ? AND is_read = 0 AND id <= ? AND sender_id = ?",
+                )
+                .bind(user)
+                .bind(id)
+                .bind(peer)
+                .execute(&self.pool)
+                .await?;
+                Ok(ReadOutcome::Applied(Target::User(peer)))
+            }
+            Target::Group(group) => {
+                let done = sqlx::query(
+                    "UPDATE group_members SET last_read = ? WHERE group_id = ? AND user_id = ? AND last_read < ?",
+                )
+                .bind(id)
+                .bind(&**group)
+                .bind(user)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if done == 0 && self.role(group, user).await? == Some(Role::Outsider) {
+                    return Ok(ReadOutcome::NotMember);
+                }
+                Ok(ReadOutcome::Applied(Target::Group(group.clone())))
+            }
+        }
+    }
+
+    async fn stranger_exempt(&self, from: UserId, to: UserId) -> Result<bool, StoreError> {
+        let follows: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM follows WHERE (follower_id = ? AND followee_id = ?) OR (follower_id = ? AND followee_id = ?)",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(to)
+        .bind(from)
+        .fetch_one(&self.pool)
+        .await?;
+        if follows == 2 {
+            return Ok(true);
+        }
+        let (lo, hi) = pair(from, to);
+        let answered = sqlx::query(
+            "SELECT 1 FROM messages WHERE peer_lo = ? AND peer_hi = ? AND sender_id = ? LIMIT 1",
+        )
+        .bind(lo)
+        .bind(hi)
+        .bind(to)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(answered.is_some())
+    }
+
+    async fn create_group(&self, group: NewGroup) -> Result<Group, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let created_at = now_millis();
+        let inserted = sqlx::query(INSERT_GROUP)
+            .bind(&*group.id)
+            .bind(&group.name)
+            .bind(&group.description)
+            .bind(&group.icon)
+            .bind(group.owner_id)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict("group"));
+        }
+        let mut members = vec![group.owner_id];
+        members.extend(group.members.iter().copied().filter(|m| *m != group.owner_id));
+        members.sort_unstable();
+        members.dedup();
+        Self::add_members(&mut tx, &group.id, &members).await?;
+        tx.commit().await?;
+        Ok(Group {
+            id: group.id,
+            name: group.name,
+            description: group.description,
+            icon: group.icon,
+            owner_id: group.owner_id,
+            member_count: members.len() as u64,
+            created_at,
+        })
+    }
+
+    async fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM chat_groups g WHERE g.id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(group_from_row).transpose()?)
+    }
+
+    async fn delete_group(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        sqlx::query("DELETE FROM group_members WHERE group_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM messages WHERE group_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM chat_groups WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn role(&self, group: &str, user: UserId) -> Result<Option<Role>, StoreError> {
+        let row = sqlx::query(
+            "SELECT g.owner_id, (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id AND m.user_id = ?) \
+             FROM chat_groups g WHERE g.id = ?",
+        )
+        .bind(user)
+        .bind(group)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let owner: i64 = row.try_get(0)?;
+        let member: i64 = row.try_get(1)?;
+        Ok(Some(match (member > 0, owner == user) {
+            (true, true) => Role::Owner,
+            (true, false) => Role::Member,
+            (false, _) => Role::Outsider,
+        }))
+    }
+
+    async fn add_member(&self, group: &str, user: UserId) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(Self::add_members(&mut conn, group, &[user]).await? > 0)
+    }
+
+    async fn remove_member(&self, group: &str, user: UserId) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM group_members WHERE group_id = ? AND user_id = ?")
+            .bind(group)
+            .bind(user)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<UserId>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id")
+                .bind(group)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn user_groups(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
+        let sql = format!(
+            "SELECT {GROUP_COLUMNS} FROM group_members gm JOIN chat_groups g ON g.id = gm.group_id \
+             WHERE gm.user_id = ? ORDER BY g.created_at, g.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(group_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn user_group_ids(&self, user: UserId) -> Result<Vec<GroupId>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT group_id FROM group_members WHERE user_id = ?")
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(ids.into_iter().map(GroupId::from).collect())
+    }
+
+    async fn follow(&self, user: UserId, other: UserId) -> Result<bool, StoreError> {
+        let n = sqlx::query(INSERT_FOLLOW)
+            .bind(user)
+            .bind(other)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn unfollow(&self, user: UserId, other: UserId) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?")
+            .bind(user)
+            .bind(other)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn following(&self, user: UserId) -> Result<Vec<UserId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT followee_id FROM follows WHERE follower_id = ? ORDER BY followee_id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn block(&self, user: UserId, other: UserId) -> Result<bool, StoreError> {
+        let n = sqlx::query(INSERT_BLOCK)
+            .bind(user)
+            .bind(other)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn unblock(&self, user: UserId, other: UserId) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?")
+            .bind(user)
+            .bind(other)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn blocked(&self, user: UserId) -> Result<Vec<UserId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT blocked_id FROM blocks WHERE blocker_id = ? ORDER BY blocked_id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,118 @@
+//! The batching writer: group commit for messages.
+//!
+//! Connections hand their messages to one collector task; it takes everything queued (up to
+//! `batch_max`) as one batch and runs it as one transaction on one of `writers` concurrent
+//! workers, then answers each sender. While all workers are busy, messages queue up and the
+//! next batch is larger: throughput grows with load instead of transactions per second
+//! bounding it. A connection waits for its own answer, so its messages stay in order.
+
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{InsertOutcome, Store, StoreError};
+use crate::message::Message;
+
+/// Queued operations before `insert` waits (backpressure).
+const QUEUE: usize = 16 * 1024;
+
+/// The answer to one insert: the message back (no copy was made) and what became of it.
+pub type Written = (Message, Result<InsertOutcome, Arc<StoreError>>);
+
+enum Op {
+    Insert(Message, oneshot::Sender<Written>),
+    Delivered(Uuid),
+}
+
+/// Handle to the batching writer; cheap to clone.
+#[derive(Clone)]
+pub struct MessageWriter {
+    /// Bounded, so that a slow database pushes back on senders instead of growing memory.
+    tx: mpsc::Sender<Op>,
+}
+
+impl MessageWriter {
+    /// Starts the collector over `store` with at most `writers` transactions in flight.
+    pub fn start(store: Arc<dyn Store>, batch_max: usize, writers: usize) -> MessageWriter {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(collect(store, rx, batch_max.max(1), writers.max(1)));
+        MessageWriter { tx }
+    }
+
+    /// Stores one message (in the next batch) and says what became of it; the message comes
+    /// back with the answer. An error means it was not stored.
+    pub async fn insert(&self, message: Message) -> Result<Written, Arc<StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Op::Insert(message, reply))
+            .await
+            .map_err(|_| Arc::new(StoreError::Stopped))?;
+        answer.await.map_err(|_| Arc::new(StoreError::Stopped))
+    }
+
+    /// Records, in a later batch, that a message reached an online device. Never waits.
+    pub fn delivered(&self, id: Uuid) {
+        // Only the answer to a repeated client_msg_id reads it: dropping one under overload
+        // is harmless.
+        let _ = self.tx.try_send(Op::Delivered(id));
+    }
+}
+
+async fn collect(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Op>,
+    batch_max: usize,
+    writers: usize,
+) {
+    let permits = Arc::new(Semaphore::new(writers));
+    let mut ops = Vec::with_capacity(batch_max);
+    loop {
+        // Wait for a free worker first: while all are busy, the queue fills and the next
+        // batch is bigger.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut ops, batch_max).await == 0 {
+            return;
+        }
+        let mut messages = Vec::with_capacity(ops.len());
+        let mut replies = Vec::with_capacity(ops.len());
+        let mut delivered = Vec::new();
+        for op in ops.drain(..) {
+            match op {
+                Op::Insert(m, reply) => {
+                    messages.push(m);
+                    replies.push(reply);
+                }
+                Op::Delivered(id) => delivered.push(id),
+            }
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if !messages.is_empty() {
+                match store.insert_messages(&messages).await {
+                    Ok(outcomes) => {
+                        for ((reply, message), outcome) in
+                            replies.into_iter().zip(messages).zip(outcomes)
+                        {
+                            let _ = reply.send((message, Ok(outcome)));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, batch = messages.len(), "message batch not stored");
+                        let e = Arc::new(e);
+                        for (reply, message) in replies.into_iter().zip(messages) {
+                            let _ = reply.send((message, Err(e.clone())));
+                        }
+                    }
+                }
+            }
+            if !delivered.is_empty()
+                && let Err(e) = store.mark_delivered(&delivered).await
+            {
+                tracing::warn!(error = %e, "delivered flags not recorded");
+            }
+        });
+    }
+}
