@@ -41,11 +41,7 @@ impl Application {
         let store = crate::store::connect(&settings.storage)
             .await
             .with_context(|| format!("connecting to storage {:?}", settings.storage.url))?;
-        let writer = MessageWriter::start(
-            store.clone(),
-            settings.storage.batch_max,
-            settings.storage.writers,
-        );
+        let writer = MessageWriter::start(store.clone(), settings.storage.batch_max);
         let bus = crate::bus::connect(&settings.bus)
             .await
             .with_context(|| format!("connecting to bus {:?}", settings.bus.url))?;

@@ -28,7 +28,7 @@ pub struct ServerSettings {
     /// Largest WebSocket frame or message a client may send, in bytes; larger closes the
     /// connection with 1009. Default 65536.
     pub max_frame_bytes: usize,
-    /// Frames queued for one connection before it is closed as too slow (1013). Default 256.
+    /// Frames queued for one connection before it is closed as too slow (1013). Default 1024.
     pub outbound_queue: usize,
     /// WebSocket read buffer per connection, in bytes. Default 4096.
     pub read_buffer_bytes: usize,
@@ -54,7 +54,7 @@ impl Default for ServerSettings {
         ServerSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_frame_bytes: 64 * 1024,
-            outbound_queue: 256,
+            outbound_queue: 1024,
             read_buffer_bytes: 4096,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
@@ -96,8 +96,6 @@ pub struct StorageSettings {
     pub acquire_timeout: Duration,
     /// Most messages written in one transaction by the batching writer. Default 512.
     pub batch_max: usize,
-    /// Concurrent batch writers (transactions in flight). Default 2.
-    pub writers: usize,
 }
 
 impl Default for StorageSettings {
@@ -108,7 +106,6 @@ impl Default for StorageSettings {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(3),
             batch_max: 512,
-            writers: 2,
         }
     }
 }
@@ -310,12 +307,9 @@ impl Settings {
                 "limits.max_content_bytes must be between 1 and server.max_frame_bytes".into(),
             );
         }
-        if self.server.outbound_queue == 0
-            || self.storage.batch_max == 0
-            || self.storage.writers == 0
-        {
+        if self.server.outbound_queue < 2 || !(1..=2000).contains(&self.storage.batch_max) {
             return Err(
-                "server.outbound_queue, storage.batch_max and storage.writers must be at least 1"
+                "server.outbound_queue must be at least 2 and storage.batch_max from 1 to 2000"
                     .into(),
             );
         }

@@ -125,8 +125,13 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores a batch atomically, refusing blocked senders and non-members, and naming
-    /// duplicates of earlier `client_msg_id`s. One outcome per message, in order.
-    async fn insert_messages(&self, batch: &[Message]) -> Result<Vec<InsertOutcome>, StoreError>;
+    /// duplicates of earlier `client_msg_id`s. One outcome per message, in order. In the same
+    /// transaction and first, records `delivered` (see `mark_delivered`).
+    async fn insert_messages(
+        &self,
+        batch: &[Message],
+        delivered: &[Uuid],
+    ) -> Result<Vec<InsertOutcome>, StoreError>;
     /// Records that these messages reached an online device (the code a duplicate gets).
     async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError>;
 

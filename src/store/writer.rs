@@ -1,13 +1,13 @@
 //! The batching writer: group commit for messages.
 //!
-//! Connections hand their messages to one collector task; it takes everything queued (up to
-//! `batch_max`) as one batch and runs it as one transaction on one of `writers` concurrent
-//! workers, then answers each sender. While all workers are busy, messages queue up and the
-//! next batch is larger: throughput grows with load instead of transactions per second
-//! bounding it. A connection waits for its own answer, so its messages stay in order.
+//! Connections hand their messages to one writer task; it takes everything queued (up to
+//! `batch_max`) as one batch, runs it as one transaction, then answers each sender. While a
+//! transaction runs, messages queue up and the next batch is larger: throughput grows with
+//! load instead of transactions per second bounding it. A connection waits for its own
+//! answer, so its messages stay in order.
 
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{InsertOutcome, Store, StoreError};
@@ -32,10 +32,10 @@ pub struct MessageWriter {
 }
 
 impl MessageWriter {
-    /// Starts the collector over `store` with at most `writers` transactions in flight.
-    pub fn start(store: Arc<dyn Store>, batch_max: usize, writers: usize) -> MessageWriter {
+    /// Starts the writer task over `store`.
+    pub fn start(store: Arc<dyn Store>, batch_max: usize) -> MessageWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(collect(store, rx, batch_max.max(1), writers.max(1)));
+        tokio::spawn(collect(store, rx, batch_max.max(1)));
         MessageWriter { tx }
     }
 
@@ -58,23 +58,12 @@ impl MessageWriter {
     }
 }
 
-async fn collect(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<Op>,
-    batch_max: usize,
-    writers: usize,
-) {
-    let permits = Arc::new(Semaphore::new(writers));
+async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: usize) {
     let mut ops = Vec::with_capacity(batch_max);
-    loop {
-        // Wait for a free worker first: while all are busy, the queue fills and the next
-        // batch is bigger.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        if rx.recv_many(&mut ops, batch_max).await == 0 {
-            return;
-        }
+    // One transaction at a time, in arrival order: a delivered mark queued before a later
+    // insert is committed before that insert looks for duplicates, so a repeated
+    // client_msg_id always gets the first message's code.
+    while rx.recv_many(&mut ops, batch_max).await > 0 {
         let mut messages = Vec::with_capacity(ops.len());
         let mut replies = Vec::with_capacity(ops.len());
         let mut delivered = Vec::new();
@@ -87,32 +76,25 @@ async fn collect(
                 Op::Delivered(id) => delivered.push(id),
             }
         }
-        let store = store.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            if !messages.is_empty() {
-                match store.insert_messages(&messages).await {
-                    Ok(outcomes) => {
-                        for ((reply, message), outcome) in
-                            replies.into_iter().zip(messages).zip(outcomes)
-                        {
-                            let _ = reply.send((message, Ok(outcome)));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, batch = messages.len(), "message batch not stored");
-                        let e = Arc::new(e);
-                        for (reply, message) in replies.into_iter().zip(messages) {
-                            let _ = reply.send((message, Err(e.clone())));
-                        }
-                    }
-                }
-            }
-            if !delivered.is_empty()
-                && let Err(e) = store.mark_delivered(&delivered).await
-            {
+        if messages.is_empty() {
+            if let Err(e) = store.mark_delivered(&delivered).await {
                 tracing::warn!(error = %e, "delivered flags not recorded");
             }
-        });
+            continue;
+        }
+        match store.insert_messages(&messages, &delivered).await {
+            Ok(outcomes) => {
+                for ((reply, message), outcome) in replies.into_iter().zip(messages).zip(outcomes) {
+                    let _ = reply.send((message, Ok(outcome)));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batch = messages.len(), "message batch not stored");
+                let e = Arc::new(e);
+                for (reply, message) in replies.into_iter().zip(messages) {
+                    let _ = reply.send((message, Err(e.clone())));
+                }
+            }
+        }
     }
 }

@@ -201,6 +201,20 @@ impl SqlStore {
         Ok(inserted)
     }
 
+    async fn set_delivered(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        ids: &[Uuid],
+    ) -> Result<(), sqlx::Error> {
+        for chunk in ids.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE messages SET delivered = 1 WHERE id IN ");
+            q.push_tuples(chunk.iter(), |mut b, id| {
+                b.push_bind(*id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
     async fn add_members(
         tx: &mut <Db as sqlx::Database>::Connection,
         group: &str,
@@ -232,7 +246,11 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn insert_messages(&self, batch: &[Message]) -> Result<Vec<InsertOutcome>, StoreError> {
+    async fn insert_messages(
+        &self,
+        batch: &[Message],
+        delivered: &[Uuid],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -252,6 +270,7 @@ impl Store for SqlStore {
             .collect();
 
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        Self::set_delivered(&mut tx, delivered).await?;
         let blocked = if block_keys.is_empty() {
             HashSet::new()
         } else {
@@ -308,14 +327,8 @@ impl Store for SqlStore {
     }
 
     async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Db>::new("UPDATE messages SET delivered = 1 WHERE id IN ");
-            q.push_tuples(chunk.iter(), |mut b, id| {
-                b.push_bind(*id);
-            });
-            q.build().execute(&self.pool).await?;
-        }
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        Ok(Self::set_delivered(&mut conn, ids).await?)
     }
 
     async fn take_unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {
