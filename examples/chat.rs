@@ -64,7 +64,9 @@ fn frame_of(line: &str) -> Option<String> {
     let frame = match head {
         "/sync" => json!({"type": 2}),
         "/ping" => json!({"type": 7}),
-        "/history" => json!({"type": 3, "recipient_id": rest.trim().parse::<i64>().ok()?, "content": ""}),
+        "/history" => {
+            json!({"type": 3, "recipient_id": rest.trim().parse::<i64>().ok()?, "content": ""})
+        }
         "/read" => json!({"type": 5, "content": rest.trim()}),
         _ if head.starts_with('@') => {
             json!({"type": 1, "recipient_id": head[1..].parse::<i64>().ok()?, "content": rest})

@@ -1,0 +1,175 @@
+//! `TestApp`: the real server, in process, on a free port, over either storage backend;
+//! plus a request helper per REST verb.
+
+use chat_gateway::auth::Authenticator;
+use chat_gateway::settings::Secret;
+use chat_gateway::{Application, Settings};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+use super::services::MariaDb;
+
+/// The secret every test app signs its tokens with.
+pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// Which storage a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+/// A running gateway.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub backend: Backend,
+    pub settings: Settings,
+    auth: Authenticator,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// A gateway on `backend` with default settings.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, |_| {}).await
+    }
+
+    /// A gateway on `backend` with settings adjusted by `adjust`.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::default();
+        settings.server.bind = "127.0.0.1:0".parse().unwrap();
+        settings.auth.jwt_secret = Some(Secret::from(SECRET));
+        settings.storage.url = Secret::from(match backend {
+            Backend::Sqlite => format!("sqlite:{}", dir.path().join("chat.db").display()),
+            Backend::MySql => MariaDb::shared().fresh_database().await,
+        });
+        settings.server.shutdown_grace = Duration::from_secs(2);
+        adjust(&mut settings);
+        TestApp::start(backend, settings, dir).await
+    }
+
+    async fn start(backend: Backend, settings: Settings, dir: tempfile::TempDir) -> TestApp {
+        let app = Application::build(settings.clone())
+            .await
+            .expect("building the gateway");
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serving");
+        });
+        let secret = settings
+            .auth
+            .jwt_secret
+            .as_ref()
+            .map(|s| s.expose().as_bytes().to_vec())
+            .unwrap_or_default();
+        TestApp {
+            addr,
+            backend,
+            auth: Authenticator::new(&secret),
+            settings,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            done: Some(done),
+            _dir: dir,
+        }
+    }
+
+    /// Drains the gateway (as SIGTERM does) and waits for it to stop.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+
+    /// `ws://addr/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A valid token for `user`.
+    pub fn token(&self, user: i64) -> String {
+        self.auth.mint(user, Duration::from_secs(3600))
+    }
+
+    /// Sends a request as `user` (or anonymously with `None`); the status and JSON body
+    /// (`Value::Null` when empty).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<i64>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(user) = user {
+            req = req.bearer_auth(self.token(user));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("sending a request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, user: i64) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, Some(user), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, user: i64, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, Some(user), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, user: i64) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, path, Some(user), None)
+            .await
+    }
+
+    /// Creates a group owned by `owner` with `members`; its id.
+    pub async fn create_group(&self, owner: i64, members: &[i64]) -> String {
+        let (status, body) = self
+            .post(
+                "/api/groups",
+                owner,
+                serde_json::json!({"name": "test group", "members": members}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("group id").to_string()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `Client`: a real WebSocket client for the tests, with a deadline on every wait.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::Request;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::app::TestApp;
+
+/// How long any expected frame may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A connected, authenticated user.
+pub struct Client {
+    pub user: i64,
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Connects `user` with a bearer header and reads the 1000 frame.
+    pub async fn connect(app: &TestApp, user: i64) -> Client {
+        Client::connect_url(&app.ws_url(), &app.token(user), user).await
+    }
+
+    /// Connects to `url` with `token`, expecting 1000 for `user`.
+    pub async fn connect_url(url: &str, token: &str, user: i64) -> Client {
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let mut client = Client::open(request, user).await.expect("handshake");
+        let hello = client.recv().await;
+        assert_eq!(hello["code"], 1000, "{hello}");
+        assert_eq!(hello["user_id"], user, "{hello}");
+        client
+    }
+
+    /// Opens a connection with a prepared request (to test handshakes).
+    pub async fn open(request: Request<()>, user: i64) -> Result<Client, Error> {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("handshake timed out")?;
+        Ok(Client { user, ws })
+    }
+
+    /// Sends a JSON frame.
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text.to_string()))
+            .await
+            .expect("sending a frame");
+    }
+
+    /// Sends a raw WebSocket message.
+    pub async fn send_raw(&mut self, message: Message) -> Result<(), Error> {
+        self.ws.send(message).await
+    }
+
+    /// The next text frame as JSON; panics after `WAIT` or if the connection ends.
+    pub async fn recv(&mut self) -> Value {
+        match self.next().await {
+            Some(Message::Text(text)) => serde_json::from_str(&text).expect("server frame is JSON"),
+            other => panic!("user {}: expected a text frame, got {other:?}", self.user),
+        }
+    }
+
+    /// The next message of any kind (pings skipped), or `None` when the connection ended.
+    pub async fn next(&mut self) -> Option<Message> {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("user {}: nothing received within {WAIT:?}", self.user));
+            match next {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(message)) => return Some(message),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// The next frame, which must carry `code`.
+    pub async fn expect(&mut self, code: u16) -> Value {
+        let frame = self.recv().await;
+        assert_eq!(frame["code"], code, "user {}: {frame}", self.user);
+        frame
+    }
+
+    /// Waits for the close frame; its code.
+    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            match self.next().await {
+                Some(Message::Close(frame)) => return frame,
+                Some(Message::Text(_)) => continue,
+                Some(other) => panic!("expected close, got {other:?}"),
+                None => return None,
+            }
+        }
+    }
+
+    /// Proves nothing else is queued for this client: a ping's pong is the very next frame.
+    pub async fn expect_nothing_pending(&mut self) {
+        self.send(json!({"type": 7})).await;
+        let frame = self.recv().await;
+        assert_eq!(
+            frame["code"], 1003,
+            "user {}: unexpected frame {frame}",
+            self.user
+        );
+    }
+
+    /// Sends a private message and returns the acknowledgement (whatever its code).
+    pub async fn private(&mut self, to: i64, content: &str) -> Value {
+        self.send(json!({"type": 1, "recipient_id": to, "content": content}))
+            .await;
+        self.recv().await
+    }
+
+    /// Sends a group message and returns the acknowledgement.
+    pub async fn group(&mut self, group: &str, content: &str) -> Value {
+        self.send(json!({"type": 4, "group_id": group, "content": content}))
+            .await;
+        self.recv().await
+    }
+
+    /// Sends a request and collects message frames up to the 2200 that ends the page.
+    pub async fn page(&mut self, request: Value) -> (Vec<Value>, Value) {
+        self.send(request).await;
+        let mut messages = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            match frame["code"].as_u64() {
+                Some(2000) => messages.push(frame),
+                Some(2200) => return (messages, frame),
+                _ => panic!("user {}: unexpected frame in a page: {frame}", self.user),
+            }
+        }
+    }
+
+    /// Unread sync (type 2).
+    pub async fn sync(&mut self) -> (Vec<Value>, Value) {
+        self.page(json!({"type": 2})).await
+    }
+
+    /// Closes the connection cleanly.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
+}

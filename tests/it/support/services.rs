@@ -1,0 +1,267 @@
+//! Real services for the tests: a mariadbd shared by the whole test binary (a fresh database
+//! per test) and redis-server instances started per test. Each runs in a temp dir on a free
+//! port, under a watchdog shell that kills it when the test process exits, even on a panic.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The path of a system binary, or a panic saying how to install it.
+pub fn binary(name: &str, package: &str) -> PathBuf {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+        "/sbin",
+        "/bin",
+    ] {
+        let path = Path::new(dir).join(name);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!(
+        "{name} is not installed: run `sudo apt-get install -y {package}` (scripts/test does it for you)"
+    );
+}
+
+/// Polls `ready` until it holds or `deadline` passes.
+pub fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < deadline,
+            "{what} not ready within {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process that dies with the test process: `sh` runs it in the background and kills it
+/// when its stdin (held by us) closes. Dropping the handle kills it too.
+pub struct Guarded {
+    shell: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Guarded {
+    /// Starts `program args…` with output to `log`.
+    pub fn spawn(program: &Path, args: &[String], log: &Path) -> Guarded {
+        let mut command = format!("exec >>'{}' 2>&1; '{}'", log.display(), program.display());
+        for arg in args {
+            command.push_str(&format!(" '{}'", arg.replace('\'', r"'\''")));
+        }
+        let script = format!(
+            "{command} & pid=$!\nread _\nkill -9 $pid 2>/dev/null\nwait $pid 2>/dev/null\n"
+        );
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning sh");
+        let stdin = shell.stdin.take();
+        Guarded { shell, stdin }
+    }
+
+    /// Kills the process and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let _ = self.shell.wait();
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The mariadbd of this test binary.
+pub struct MariaDb {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    _process: Guarded,
+}
+
+static MARIADB: OnceLock<MariaDb> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(1);
+
+impl MariaDb {
+    /// The shared server, started on first use.
+    pub fn shared() -> &'static MariaDb {
+        MARIADB.get_or_init(MariaDb::start)
+    }
+
+    fn start() -> MariaDb {
+        let install = binary("mariadb-install-db", "mariadb-server");
+        let server = binary("mariadbd", "mariadb-server");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let status = Command::new(install)
+            .args([
+                "--no-defaults".to_string(),
+                format!("--datadir={}", data.display()),
+                "--user=root".into(),
+                "--auth-root-authentication-method=normal".into(),
+                "--skip-test-db".into(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("running mariadb-install-db");
+        assert!(status.success(), "mariadb-install-db failed");
+        let port = free_port();
+        let args = vec![
+            "--no-defaults".to_string(),
+            format!("--datadir={}", data.display()),
+            "--user=root".into(),
+            format!("--socket={}", dir.path().join("sock").display()),
+            format!("--port={port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--character-set-server=utf8mb4".into(),
+            "--collation-server=utf8mb4_unicode_ci".into(),
+            "--innodb-buffer-pool-size=64M".into(),
+            "--innodb-flush-log-at-trx-commit=2".into(),
+            "--max-connections=500".into(),
+            format!("--pid-file={}", dir.path().join("pid").display()),
+        ];
+        let process = Guarded::spawn(&server, &args, &dir.path().join("mariadbd.log"));
+        wait_until("mariadbd", Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        MariaDb {
+            port,
+            _dir: dir,
+            _process: process,
+        }
+    }
+
+    /// A new empty database on the shared server; its `mysql://` URL.
+    pub async fn fresh_database(&self) -> String {
+        use sqlx::Connection;
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = format!("mysql://root@127.0.0.1:{}/mysql", self.port);
+        let mut conn = sqlx::MySqlConnection::connect(&admin)
+            .await
+            .expect("connecting to the test mariadbd");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("creating a test database");
+        format!("mysql://root@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+/// A redis-server of one test.
+pub struct Redis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    process: Option<Guarded>,
+    extra: Vec<String>,
+}
+
+impl Redis {
+    /// Starts a throwaway redis-server on a free port.
+    pub fn start() -> Redis {
+        Redis::start_with(&[])
+    }
+
+    /// Starts one with extra arguments (such as `--cluster-enabled yes`).
+    pub fn start_with(extra: &[&str]) -> Redis {
+        let mut redis = Redis {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            process: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts the server again on the same port (after `kill`).
+    pub fn restart(&mut self) {
+        self.kill();
+        let server = binary("redis-server", "redis-server");
+        let mut args = vec![
+            "--port".to_string(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--daemonize".into(),
+            "no".into(),
+            "--dir".into(),
+            self.dir.path().display().to_string(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        self.process = Some(Guarded::spawn(
+            &server,
+            &args,
+            &self.dir.path().join("redis.log"),
+        ));
+        let port = self.port;
+        wait_until("redis-server", Duration::from_secs(10), || ping(port));
+    }
+
+    /// Runs a command with redis-cli and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(binary("redis-cli", "redis-tools"))
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("running redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+fn ping(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
