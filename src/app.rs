@@ -51,7 +51,16 @@ impl Application {
                 settings.limits.stranger_window,
             ))
         } else {
-            Arc::new(RedisLimiter)
+            let limiter = RedisLimiter::connect(
+                &settings.bus,
+                settings.limits.stranger_messages,
+                settings.limits.stranger_window,
+            )
+            .await
+            .with_context(|| {
+                format!("connecting the stranger limiter to {:?}", settings.bus.url)
+            })?;
+            Arc::new(limiter)
         };
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(

@@ -18,7 +18,7 @@ mod redis;
 
 pub use envelope::Envelope;
 pub use memory::MemoryBus;
-pub use redis::RedisBus;
+pub use redis::{RedisBus, redis_builder};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -95,6 +95,9 @@ pub trait Bus: Send + Sync + 'static {
     fn subscribe(&self, topic: Topic);
     /// Stops receiving a topic on this node (queued, never blocks).
     fn unsubscribe(&self, topic: Topic);
+    /// Resolves once every subscribe/unsubscribe made so far is in effect (or the bus's
+    /// command timeout passed): after it, publishes to those topics reach this node.
+    async fn settled(&self) {}
     /// Whether any node holds a subscriber of this user's topic.
     async fn user_online(&self, user: UserId) -> Result<bool, BusError>;
     /// Checks the bus answers (readiness).

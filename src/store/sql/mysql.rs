@@ -32,8 +32,29 @@ impl SqlStore {
             .connect_with(options)
             .await?;
         if settings.migrate {
-            MIGRATOR.run(&pool).await?;
+            migrate(&pool).await?;
         }
         Ok(SqlStore { pool })
     }
+}
+
+/// Applies pending migrations under a named lock, so nodes starting together take turns.
+/// (sqlx's own migration lock calls `GET_LOCK(name, -1)`, which MariaDB treats as "do not
+/// wait": two nodes would both apply migration 1.)
+async fn migrate(pool: &sqlx::MySqlPool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let locked: Option<i64> =
+        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('chat-gateway-migrate:', DATABASE()), 60)")
+            .fetch_one(&mut *conn)
+            .await?;
+    if locked != Some(1) {
+        return Err(StoreError::Unavailable(sqlx::Error::Protocol(
+            "timed out waiting for another node's migrations (GET_LOCK)".into(),
+        )));
+    }
+    let result = MIGRATOR.run(&mut *conn).await;
+    let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('chat-gateway-migrate:', DATABASE()))")
+        .execute(&mut *conn)
+        .await;
+    result.map_err(StoreError::from)
 }

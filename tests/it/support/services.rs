@@ -192,8 +192,13 @@ impl Redis {
 
     /// Starts one with extra arguments (such as `--cluster-enabled yes`).
     pub fn start_with(extra: &[&str]) -> Redis {
+        Redis::start_on(free_port(), extra)
+    }
+
+    /// Starts one on `port` with extra arguments.
+    pub fn start_on(port: u16, extra: &[&str]) -> Redis {
         let mut redis = Redis {
-            port: free_port(),
+            port,
             dir: tempfile::tempdir().expect("temp dir"),
             process: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -264,4 +269,81 @@ fn ping(port: u16) -> bool {
     }
     let mut buf = [0u8; 7];
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// A Redis Cluster of masters without replicas, for sharded pub/sub. One per test binary
+/// (`shared`); tests keep apart by channel and key prefix.
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+}
+
+static REDIS_CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+
+impl RedisCluster {
+    /// The cluster of this test binary (three masters), started on first use.
+    pub fn shared() -> &'static RedisCluster {
+        REDIS_CLUSTER.get_or_init(|| RedisCluster::start(3))
+    }
+
+    /// Starts `masters` cluster-enabled servers, joins them with `redis-cli --cluster
+    /// create` and waits until every node reports `cluster_state:ok`.
+    pub fn start(masters: usize) -> RedisCluster {
+        let nodes: Vec<Redis> = (0..masters)
+            .map(|_| {
+                Redis::start_on(
+                    cluster_port(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addresses.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let out = Command::new(binary("redis-cli", "redis-tools"))
+            .args(&args)
+            .output()
+            .expect("running redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        wait_until("redis cluster", Duration::from_secs(30), || {
+            nodes
+                .iter()
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        });
+        RedisCluster { nodes }
+    }
+
+    /// A URL naming every node: `redis://127.0.0.1:p1?node=127.0.0.1:p2&node=…`.
+    pub fn url(&self) -> String {
+        let mut url = self.nodes[0].url();
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", node.port));
+        }
+        url
+    }
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
 }

@@ -1,0 +1,456 @@
+//! Contract tests of the `Bus` seam, written once and run against every implementation:
+//! `MemoryBus`, `RedisBus` on one redis-server, and `RedisBus` with sharded pub/sub on a
+//! 3-master Redis Cluster. Two `RedisBus` instances on one Redis are two nodes.
+//!
+//! Subscriptions take effect asynchronously on Redis, so tests poll the subscriber count
+//! (PUBSUB NUMSUB / SHARDNUMSUB) before relying on one; nothing sleeps to synchronise.
+
+use bytes::Bytes;
+use chat_gateway::bus::envelope::Control;
+use chat_gateway::bus::{Bus, Envelope, Inbound, MemoryBus, RedisBus, Topic};
+use chat_gateway::settings::{BusSettings, Secret};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::services::{Redis, RedisCluster};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// An `Inbound` that records what it is handed.
+#[derive(Default)]
+struct Recorder {
+    deliveries: Mutex<Vec<(Topic, Bytes)>>,
+    resyncs: AtomicUsize,
+}
+
+impl Inbound for Recorder {
+    fn deliver(&self, topic: Topic, payload: Bytes) {
+        self.deliveries.lock().push((topic, payload));
+    }
+
+    fn resync(&self) {
+        self.resyncs.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Recorder {
+    /// Waits until `n` deliveries arrived; all of them.
+    async fn wait_for(&self, n: usize) -> Vec<(Topic, Bytes)> {
+        poll(&format!("{n} deliveries"), || {
+            self.deliveries.lock().len() >= n
+        })
+        .await;
+        self.deliveries.lock().clone()
+    }
+}
+
+/// Polls `ready` every 10 ms until it holds, failing the test after `DEADLINE`.
+async fn poll(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what}: not within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What a test's buses run on.
+enum Backing {
+    Memory,
+    Redis(Redis),
+    Cluster(&'static RedisCluster),
+}
+
+/// One implementation under test; `node()` makes a bus (a node) on it.
+struct Fixture {
+    backing: Backing,
+    /// Keeps tests on the shared cluster apart.
+    prefix: String,
+}
+
+/// A bus with a recorder attached; `redis` is set for Redis buses.
+struct Node {
+    bus: Arc<dyn Bus>,
+    redis: Option<Arc<RedisBus>>,
+    inbound: Arc<Recorder>,
+}
+
+static NEXT_PREFIX: AtomicU32 = AtomicU32::new(1);
+
+impl Fixture {
+    fn with(backing: Backing) -> Fixture {
+        let n = NEXT_PREFIX.fetch_add(1, Ordering::Relaxed);
+        Fixture {
+            backing,
+            prefix: format!("bus{}x{n}", std::process::id()),
+        }
+    }
+
+    fn memory() -> Fixture {
+        Fixture::with(Backing::Memory)
+    }
+
+    fn redis() -> Fixture {
+        Fixture::with(Backing::Redis(Redis::start()))
+    }
+
+    fn sharded() -> Fixture {
+        Fixture::with(Backing::Cluster(RedisCluster::shared()))
+    }
+
+    fn settings(&self) -> Option<BusSettings> {
+        let (url, sharded) = match &self.backing {
+            Backing::Memory => return None,
+            Backing::Redis(redis) => (redis.url(), false),
+            Backing::Cluster(cluster) => (cluster.url(), true),
+        };
+        Some(BusSettings {
+            url: Secret::from(url),
+            prefix: self.prefix.clone(),
+            sharded,
+            ..BusSettings::default()
+        })
+    }
+
+    async fn node(&self) -> Node {
+        let inbound = Arc::new(Recorder::default());
+        let (bus, redis): (Arc<dyn Bus>, _) = match self.settings() {
+            None => (Arc::new(MemoryBus::new()), None),
+            Some(settings) => {
+                let redis = Arc::new(RedisBus::connect(&settings).await.expect("connecting"));
+                (redis.clone(), Some(redis))
+            }
+        };
+        bus.attach(inbound.clone());
+        Node {
+            bus,
+            redis,
+            inbound,
+        }
+    }
+
+    fn redis_server(&mut self) -> &mut Redis {
+        match &mut self.backing {
+            Backing::Redis(redis) => redis,
+            _ => panic!("this test needs a single redis-server"),
+        }
+    }
+}
+
+impl Node {
+    /// Waits until `n` nodes hold `topic` (at once for the memory bus, where subscribing
+    /// is synchronous).
+    async fn wait_subscribers(&self, topic: &Topic, n: usize) {
+        let Some(redis) = &self.redis else { return };
+        let start = Instant::now();
+        loop {
+            match redis.subscribers(topic).await {
+                Ok(count) if count == n => return,
+                _ => {}
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{topic:?} never reached {n} subscribers"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn subscribe(&self, topic: Topic) {
+        self.bus.subscribe(topic.clone());
+        self.wait_subscribers(&topic, 1).await;
+    }
+}
+
+fn frame(i: usize) -> String {
+    format!(r#"{{"code":2000,"n":{i}}}"#)
+}
+
+async fn publish_without_subscribers_counts_zero(fixture: Fixture) {
+    let node = fixture.node().await;
+    let payload = Envelope::deliver(None, &frame(0));
+    assert_eq!(
+        node.bus
+            .publish(&Topic::User(1), payload.clone())
+            .await
+            .unwrap(),
+        0
+    );
+    let group = Topic::Group("nobody".into());
+    assert_eq!(node.bus.publish(&group, payload).await.unwrap(), 0);
+    assert!(node.inbound.deliveries.lock().is_empty());
+}
+
+async fn delivery_reaches_the_attached_inbound(fixture: Fixture) {
+    let node = fixture.node().await;
+    let user = Topic::User(7);
+    let group = Topic::Group("team-1".into());
+    node.subscribe(user.clone()).await;
+    node.subscribe(group.clone()).await;
+    let to_user = Envelope::deliver(Some(42), &frame(1));
+    let to_group = Envelope::deliver(None, &frame(2));
+    assert_eq!(node.bus.publish(&user, to_user.clone()).await.unwrap(), 1);
+    assert_eq!(node.bus.publish(&group, to_group.clone()).await.unwrap(), 1);
+    assert_eq!(
+        node.inbound.wait_for(2).await,
+        vec![(user, to_user), (group, to_group)]
+    );
+}
+
+async fn deliveries_keep_order_and_skip(fixture: Fixture) {
+    let node = fixture.node().await;
+    let group = Topic::Group("ordered".into());
+    node.subscribe(group.clone()).await;
+    let count = 200;
+    for i in 0..count {
+        let skip = (i % 3 != 0).then_some(i as u64 + 1);
+        let payload = Envelope::deliver(skip, &frame(i));
+        assert_eq!(node.bus.publish(&group, payload).await.unwrap(), 1);
+    }
+    let got = node.inbound.wait_for(count).await;
+    assert_eq!(got.len(), count, "no duplicates");
+    for (i, (topic, payload)) in got.into_iter().enumerate() {
+        assert_eq!(topic, group);
+        let expected = Envelope::Deliver {
+            skip: (i % 3 != 0).then_some(i as u64 + 1),
+            frame: Bytes::from(frame(i)),
+        };
+        assert_eq!(Envelope::decode(payload), Some(expected), "delivery {i}");
+    }
+}
+
+async fn unsubscribe_stops_delivery(fixture: Fixture) {
+    let node = fixture.node().await;
+    let (gone, kept) = (Topic::User(1), Topic::User(2));
+    node.subscribe(gone.clone()).await;
+    node.subscribe(kept.clone()).await;
+    node.bus.unsubscribe(gone.clone());
+    node.wait_subscribers(&gone, 0).await;
+    let payload = Envelope::deliver(None, &frame(0));
+    assert_eq!(node.bus.publish(&gone, payload.clone()).await.unwrap(), 0);
+    // Deliveries arrive in publish order: had `gone` been delivered, it would come first.
+    assert_eq!(node.bus.publish(&kept, payload.clone()).await.unwrap(), 1);
+    assert_eq!(node.inbound.wait_for(1).await, vec![(kept, payload)]);
+}
+
+async fn changes_apply_in_call_order(fixture: Fixture) {
+    let node = fixture.node().await;
+    let churned = Topic::Group("churn".into());
+    let dropped = Topic::Group("dropped".into());
+    for _ in 0..50 {
+        node.bus.subscribe(churned.clone());
+        node.bus.unsubscribe(churned.clone());
+        node.bus.subscribe(dropped.clone());
+    }
+    node.bus.subscribe(churned.clone());
+    node.bus.unsubscribe(dropped.clone());
+    // Never subscribed: must not disturb the others (no empty UNSUBSCRIBE).
+    node.bus.unsubscribe(Topic::User(404));
+    node.wait_subscribers(&churned, 1).await;
+    node.wait_subscribers(&dropped, 0).await;
+    let payload = Envelope::deliver(None, &frame(0));
+    assert_eq!(
+        node.bus.publish(&dropped, payload.clone()).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        node.bus.publish(&churned, payload.clone()).await.unwrap(),
+        1
+    );
+    assert_eq!(node.inbound.wait_for(1).await, vec![(churned, payload)]);
+}
+
+async fn control_topic_carries_membership_changes(fixture: Fixture) {
+    let node = fixture.node().await;
+    node.subscribe(Topic::Control).await;
+    let change = Control::MemberRemoved {
+        group: "g1".into(),
+        user: 3,
+    };
+    let payload = Envelope::control(&change);
+    assert_eq!(node.bus.publish(&Topic::Control, payload).await.unwrap(), 1);
+    let got = node.inbound.wait_for(1).await;
+    assert_eq!(got[0].0, Topic::Control);
+    assert_eq!(
+        Envelope::decode(got[0].1.clone()),
+        Some(Envelope::Control(change))
+    );
+}
+
+async fn user_online_follows_subscriptions(fixture: Fixture) {
+    let node = fixture.node().await;
+    assert!(!node.bus.user_online(5).await.unwrap());
+    node.bus.subscribe(Topic::User(5));
+    wait_online(&node, 5, true).await;
+    assert!(!node.bus.user_online(6).await.unwrap());
+    node.bus.unsubscribe(Topic::User(5));
+    wait_online(&node, 5, false).await;
+    node.bus.ping().await.unwrap();
+}
+
+async fn wait_online(node: &Node, user: i64, online: bool) {
+    let start = Instant::now();
+    while node.bus.user_online(user).await.unwrap() != online {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "user {user} never online={online}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn two_nodes_each_receive(fixture: Fixture) {
+    let (a, b) = (fixture.node().await, fixture.node().await);
+    let group = Topic::Group("shared".into());
+    a.bus.subscribe(group.clone());
+    b.bus.subscribe(group.clone());
+    a.wait_subscribers(&group, 2).await;
+    let first = Envelope::deliver(None, &frame(1));
+    let second = Envelope::deliver(None, &frame(2));
+    assert_eq!(a.bus.publish(&group, first.clone()).await.unwrap(), 2);
+    assert_eq!(b.bus.publish(&group, second.clone()).await.unwrap(), 2);
+    let both = vec![(group.clone(), first), (group.clone(), second)];
+    assert_eq!(a.inbound.wait_for(2).await, both);
+    assert_eq!(b.inbound.wait_for(2).await, both);
+
+    // Presence is cluster-wide: b sees a's user.
+    a.bus.subscribe(Topic::User(9));
+    wait_online(&b, 9, true).await;
+
+    b.bus.unsubscribe(group.clone());
+    a.wait_subscribers(&group, 1).await;
+    let third = Envelope::deliver(None, &frame(3));
+    assert_eq!(b.bus.publish(&group, third.clone()).await.unwrap(), 1);
+    assert_eq!(a.inbound.wait_for(3).await[2], (group, third));
+}
+
+async fn reconnects_resubscribes_and_resyncs(mut fixture: Fixture) {
+    let node = fixture.node().await;
+    let redis = node.redis.clone().expect("a redis bus");
+    let (kept, added, dropped) = (Topic::User(1), Topic::User(2), Topic::Group("g".into()));
+    node.subscribe(kept.clone()).await;
+    node.subscribe(dropped.clone()).await;
+    assert_eq!(node.inbound.resyncs.load(Ordering::SeqCst), 0);
+
+    fixture.redis_server().kill();
+    let start = Instant::now();
+    while node.bus.ping().await.is_ok() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "ping kept passing with redis down"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let payload = Envelope::deliver(None, &frame(0));
+    assert!(node.bus.publish(&kept, payload.clone()).await.is_err());
+    // Changes made while Redis is down neither block nor get lost.
+    let queued = Instant::now();
+    node.bus.subscribe(added.clone());
+    node.bus.unsubscribe(dropped.clone());
+    assert!(queued.elapsed() < Duration::from_millis(50));
+
+    fixture.redis_server().restart();
+    poll("resync after reconnect", || {
+        node.inbound.resyncs.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert!(redis.resubscribed() >= 1);
+    node.wait_subscribers(&kept, 1).await;
+    node.wait_subscribers(&added, 1).await;
+    node.wait_subscribers(&dropped, 0).await;
+    let start = Instant::now();
+    while node.bus.ping().await.is_err() {
+        assert!(start.elapsed() < DEADLINE, "ping never recovered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(node.bus.publish(&kept, payload.clone()).await.unwrap(), 1);
+    assert_eq!(node.bus.publish(&added, payload.clone()).await.unwrap(), 1);
+    assert_eq!(
+        node.bus.publish(&dropped, payload.clone()).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        node.inbound.wait_for(2).await,
+        vec![(kept, payload.clone()), (added, payload)]
+    );
+    assert_eq!(redis.lagged(), 0);
+}
+
+#[tokio::test]
+async fn redis_connect_fails_fast_without_redis() {
+    let port = crate::support::services::free_port();
+    let settings = BusSettings {
+        url: Secret::from(format!("redis://user:hunter2@127.0.0.1:{port}")),
+        ..BusSettings::default()
+    };
+    let start = Instant::now();
+    let error = RedisBus::connect(&settings)
+        .await
+        .err()
+        .expect("no redis listens there");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+/// `contract!(module, fixture constructor, [tests…])`: one `#[tokio::test]` per test.
+macro_rules! contract {
+    ($module:ident, $fixture:ident, [$($name:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Fixture::$fixture()).await
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    memory,
+    memory,
+    [
+        publish_without_subscribers_counts_zero,
+        delivery_reaches_the_attached_inbound,
+        deliveries_keep_order_and_skip,
+        unsubscribe_stops_delivery,
+        changes_apply_in_call_order,
+        control_topic_carries_membership_changes,
+        user_online_follows_subscriptions,
+    ]
+);
+
+contract!(
+    redis,
+    redis,
+    [
+        publish_without_subscribers_counts_zero,
+        delivery_reaches_the_attached_inbound,
+        deliveries_keep_order_and_skip,
+        unsubscribe_stops_delivery,
+        changes_apply_in_call_order,
+        control_topic_carries_membership_changes,
+        user_online_follows_subscriptions,
+        two_nodes_each_receive,
+        reconnects_resubscribes_and_resyncs,
+    ]
+);
+
+contract!(
+    sharded,
+    sharded,
+    [
+        publish_without_subscribers_counts_zero,
+        delivery_reaches_the_attached_inbound,
+        deliveries_keep_order_and_skip,
+        unsubscribe_stops_delivery,
+        changes_apply_in_call_order,
+        control_topic_carries_membership_changes,
+        user_online_follows_subscriptions,
+        two_nodes_each_receive,
+    ]
+);
