@@ -1,0 +1,267 @@
+//! Command-line flags: the options every scenario shares, then one subcommand per scenario.
+//! docs/load-testing.md describes each flag.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `chat-load`: drives a chat-gateway (one node, several nodes, or a load balancer) with
+/// real WebSocket clients and reports latency, throughput, errors, losses and server cost.
+#[derive(Parser, Debug)]
+#[command(name = "chat-load", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Options every scenario shares.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Common options (before or after the scenario)")]
+pub struct Common {
+    /// Gateway WebSocket URL; repeat (or comma-separate) for several nodes, used round-robin.
+    #[arg(
+        long = "url",
+        short = 'u',
+        global = true,
+        env = "CHAT_LOAD_URL",
+        value_delimiter = ',',
+        default_value = "ws://127.0.0.1:8080/ws"
+    )]
+    pub urls: Vec<String>,
+    /// The gateway's auth.jwt_secret: tokens are minted locally with it.
+    #[arg(
+        long,
+        global = true,
+        env = "CHAT_LOAD_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of the minted tokens.
+    #[arg(long, global = true, default_value = "24h", value_parser = duration)]
+    pub token_ttl: Duration,
+    /// First user id of this run; a run uses consecutive ids from here.
+    #[arg(long, global = true, default_value_t = 1_000_000)]
+    pub user_base: i64,
+    /// Loopback source addresses to spread connections over (127.0.0.1, 127.0.0.2, …);
+    /// 0 = automatic: one per ~12,700 connections (45 % of the ephemeral port range), none
+    /// (the kernel chooses) when one address is enough.
+    #[arg(long, global = true, default_value_t = 0)]
+    pub source_addrs: u32,
+    /// Rate at which connections are opened, per second.
+    #[arg(long, global = true, default_value_t = 2000.0)]
+    pub ramp: f64,
+    /// Most handshakes in progress at once.
+    #[arg(long, global = true, default_value_t = 256)]
+    pub handshake_concurrency: usize,
+    /// Longest a handshake (TCP connect, upgrade, first frame) may take.
+    #[arg(long, global = true, default_value = "10s", value_parser = duration)]
+    pub handshake_timeout: Duration,
+    /// Bytes of content per message (the client_msg_id comes on top).
+    #[arg(long, global = true, default_value_t = 64)]
+    pub message_bytes: usize,
+    /// Most unacknowledged messages per sender; a send due while a sender is at the cap is
+    /// skipped and counted.
+    #[arg(long, global = true, default_value_t = 256)]
+    pub inflight: u32,
+    /// How pairs that exchange private messages get past the stranger limit: one message
+    /// each way before measuring (`exchange`), or mutual follows over REST (`follow`).
+    #[arg(long, global = true, value_enum, default_value_t = PairSetup::Exchange)]
+    pub pair_setup: PairSetup,
+    /// After sending stops, how long to wait for outstanding acks and deliveries before
+    /// counting the missing ones as lost.
+    #[arg(long, global = true, default_value = "10s", value_parser = duration)]
+    pub drain: Duration,
+    /// Do not mark received messages read at the end (left unread, a later run with the
+    /// same user ids gets them back in its syncs).
+    #[arg(long, global = true)]
+    pub no_mark_read: bool,
+    /// A gateway process to watch (CPU from /proc/PID/stat, RSS from /proc/PID/status);
+    /// repeat for several nodes.
+    #[arg(long, global = true)]
+    pub server_pid: Vec<u32>,
+    /// A redis-server process to include in the CPU split; repeatable.
+    #[arg(long, global = true)]
+    pub redis_pid: Vec<u32>,
+    /// A mariadbd/mysqld process to include in the CPU split; repeatable.
+    #[arg(long, global = true)]
+    pub mysql_pid: Vec<u32>,
+    /// Write the report as JSON to this file as well.
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    /// Highest tolerated error rate (errors / operations, a fraction): above it the exit
+    /// status is 1. Lost messages always fail the run.
+    #[arg(long, global = true, default_value_t = 0.0)]
+    pub max_errors: f64,
+    /// No live progress line on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Tokio worker threads (default: one per core).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+}
+
+/// How private pairs are exempted from the stranger limit.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairSetup {
+    /// Each user of a pair sends the other one message, in turn, before the measured phase.
+    Exchange,
+    /// Both users follow each other (`POST /api/follows`).
+    Follow,
+}
+
+/// The workload.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Scenario {
+    /// N idle connections opened at the ramp rate and held: handshake rate, server memory.
+    Connect(ConnectArgs),
+    /// Pairs of users exchanging private messages at a total rate.
+    Private(PrivateArgs),
+    /// G groups of S members, K senders in each: fan-out.
+    Group(GroupArgs),
+    /// Private and group messages in a weighted mix, with users disconnecting and
+    /// reconnecting (and resyncing) all along.
+    Mixed(MixedArgs),
+    /// K clients dropped at once, reconnecting with jittered backoff: time until all are
+    /// back and resynced, and whether what was sent meanwhile reached them.
+    Storm(StormArgs),
+}
+
+impl Scenario {
+    /// The scenario's name, as on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::Connect(_) => "connect",
+            Scenario::Private(_) => "private",
+            Scenario::Group(_) => "group",
+            Scenario::Mixed(_) => "mixed",
+            Scenario::Storm(_) => "storm",
+        }
+    }
+}
+
+/// `connect`.
+#[derive(Args, Debug, Clone, serde::Serialize)]
+pub struct ConnectArgs {
+    /// Connections to open (one user each).
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub connections: u32,
+    /// How long to hold them open once all are up.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub hold: Duration,
+}
+
+/// `private`.
+#[derive(Args, Debug, Clone, serde::Serialize)]
+pub struct PrivateArgs {
+    /// Pairs of users; both users of a pair send to each other.
+    #[arg(long, default_value_t = 100)]
+    pub pairs: u32,
+    /// Total messages per second, over all senders.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// How long to send.
+    #[arg(long, short = 'd', default_value = "10s", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub duration: Duration,
+}
+
+/// `group`.
+#[derive(Args, Debug, Clone, serde::Serialize)]
+pub struct GroupArgs {
+    /// Number of groups.
+    #[arg(long, default_value_t = 1)]
+    pub groups: u32,
+    /// Members per group (all connected); each message reaches members - 1 of them.
+    #[arg(long, default_value_t = 100)]
+    pub members: u32,
+    /// Senders per group (the first members).
+    #[arg(long, default_value_t = 1)]
+    pub senders: u32,
+    /// Total group messages per second, over all senders.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// How long to send.
+    #[arg(long, short = 'd', default_value = "10s", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub duration: Duration,
+}
+
+/// `mixed`.
+#[derive(Args, Debug, Clone, serde::Serialize)]
+pub struct MixedArgs {
+    /// Users (rounded up to whole pairs and whole groups); each has a private partner and
+    /// belongs to one group.
+    #[arg(long, default_value_t = 1000)]
+    pub users: u32,
+    /// Members per group.
+    #[arg(long, default_value_t = 20)]
+    pub members: u32,
+    /// Total messages per second.
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Relative weight of private messages in the mix.
+    #[arg(long, default_value_t = 80)]
+    pub private_weight: u32,
+    /// Relative weight of group messages in the mix.
+    #[arg(long, default_value_t = 20)]
+    pub group_weight: u32,
+    /// Users disconnected per second (each reconnects after --offline-time and resyncs).
+    #[arg(long, default_value_t = 10.0)]
+    pub churn: f64,
+    /// How long a churned user stays offline (±50 % jitter).
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub offline_time: Duration,
+    /// How long to run.
+    #[arg(long, short = 'd', default_value = "10s", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub duration: Duration,
+}
+
+/// `storm`.
+#[derive(Args, Debug, Clone, serde::Serialize)]
+pub struct StormArgs {
+    /// Clients dropped at once.
+    #[arg(long, default_value_t = 1000)]
+    pub clients: u32,
+    /// Clients per group; each group also has one sender who stays connected.
+    #[arg(long, default_value_t = 1000)]
+    pub group_size: u32,
+    /// Messages each group's sender sends right after the drop (they must reach every
+    /// dropped member, live or by the resync).
+    #[arg(long, default_value_t = 3)]
+    pub messages: u32,
+    /// Each client waits a random time up to this before its first reconnect attempt.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub jitter: Duration,
+    /// First retry delay after a failed attempt (doubles, with full jitter).
+    #[arg(long, default_value = "100ms", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub backoff_min: Duration,
+    /// Longest retry delay.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub backoff_max: Duration,
+    /// Give up on clients not resynced this long after the drop.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+}
+
+fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s)
+}
+
+/// Durations as fractional seconds in the JSON report.
+mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}

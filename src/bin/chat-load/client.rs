@@ -1,0 +1,463 @@
+//! One simulated user: its connection (a reader task that accounts for every frame, a
+//! writer task that batches outgoing frames), what it received, and its unread syncs.
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::context::Ctx;
+use crate::frame::{Incoming, MsgKey, SYNC, read_receipt};
+use crate::ledger::{Inbox, Receipt};
+use crate::stats::lock;
+use crate::target::{DialError, Ws};
+
+/// Most frames a writer hands to the socket before flushing.
+const WRITE_BATCH: usize = 64;
+/// First delay before a sync, message or read receipt refused with 5000 is sent again
+/// (doubles, jittered).
+const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Most times one message refused with 5000 is sent again before it counts as failed.
+const MESSAGE_RETRIES: u32 = 5;
+/// Longest a polite close waits for the server's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// A user of the run and its current connection, if any.
+pub struct User {
+    /// Index in the fleet (also the histogram shard hint).
+    pub idx: u32,
+    /// The user id in the token.
+    pub id: i64,
+    /// What this user received, across reconnections.
+    pub inbox: Mutex<Inbox>,
+    /// Messages sent on the current connection and not yet acknowledged or refused.
+    pub inflight: AtomicU32,
+    link: Mutex<Option<Link>>,
+    online: AtomicBool,
+    /// Numbers connections, so a late end of an old one does not touch the new one.
+    generation: AtomicU64,
+    /// Woken by the final 2200 of an unread sync.
+    synced: Notify,
+    /// Whether an unread sync is under way (a 5000 then means: retry it).
+    syncing: AtomicBool,
+    /// Retries of the current sync, for its backoff.
+    sync_retries: AtomicU32,
+    /// Read receipts (message ids) sent at the end of the run, to send again on a 5000.
+    receipts: Mutex<Vec<String>>,
+    /// Times the receipts were sent again.
+    receipt_retries: AtomicU32,
+}
+
+struct Link {
+    out: mpsc::UnboundedSender<Message>,
+    reader: AbortHandle,
+    writer: AbortHandle,
+    generation: u64,
+}
+
+impl User {
+    /// A user, not connected.
+    pub fn new(idx: u32, id: i64) -> User {
+        User {
+            idx,
+            id,
+            inbox: Mutex::default(),
+            inflight: AtomicU32::new(0),
+            link: Mutex::new(None),
+            online: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            synced: Notify::new(),
+            syncing: AtomicBool::new(false),
+            sync_retries: AtomicU32::new(0),
+            receipts: Mutex::default(),
+            receipt_retries: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether the user has an open connection.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    /// Whether an unread sync is under way.
+    pub fn is_syncing(&self) -> bool {
+        self.syncing.load(Ordering::Relaxed)
+    }
+
+    /// Connects (recording the handshake time or the failure's cause) and starts the
+    /// connection's tasks.
+    pub async fn connect(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<(), String> {
+        let token = ctx.tokens.mint(self.id);
+        let started = Instant::now();
+        let ws = match ctx.dialer.dial(&token).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                let cause = DialError::cause(&e);
+                ctx.stats.connect_failures.inc(cause.clone());
+                return Err(cause);
+            }
+        };
+        ctx.stats
+            .handshake
+            .record(self.idx as usize, started.elapsed().as_micros() as u64);
+        ctx.stats.connected.inc();
+        self.attach(ctx, ws);
+        Ok(())
+    }
+
+    fn attach(self: &Arc<Self>, ctx: &Arc<Ctx>, ws: Ws) {
+        let (sink, stream) = ws.split();
+        let (out, queue) = mpsc::unbounded_channel();
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        // The link is in place before the reader can end, so its end always finds it.
+        let mut link = lock(&self.link);
+        if let Some(old) = link.take() {
+            old.abort();
+            ctx.stats.closed();
+        }
+        let writer = tokio::spawn(write_loop(sink, queue)).abort_handle();
+        let reader =
+            tokio::spawn(read_loop(ctx.clone(), self.clone(), stream, generation)).abort_handle();
+        *link = Some(Link {
+            out,
+            reader,
+            writer,
+            generation,
+        });
+        self.inflight.store(0, Ordering::Relaxed);
+        self.online.store(true, Ordering::Relaxed);
+        ctx.stats.opened();
+    }
+
+    /// Queues a text frame; false when the user is offline.
+    pub fn send(&self, text: String) -> bool {
+        match &*lock(&self.link) {
+            Some(link) => link.out.send(Message::text(text)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Drops the connection at once, as a network failure would (the server sees the socket
+    /// close). Unacknowledged messages are counted as such.
+    pub fn drop_connection(&self, ctx: &Ctx) {
+        if let Some(link) = lock(&self.link).take() {
+            link.abort();
+            self.went_offline(ctx);
+        }
+    }
+
+    /// Closes the connection politely: a close frame, then the socket once the server's
+    /// close frame came back (or after `CLOSE_WAIT`).
+    pub fn close(&self, ctx: &Ctx) {
+        if let Some(link) = lock(&self.link).take() {
+            let _ = link.out.send(Message::Close(None));
+            // The writer sends the close frame and ends; the reader ends on the answer.
+            tokio::spawn(async move {
+                tokio::time::sleep(CLOSE_WAIT).await;
+                link.reader.abort();
+            });
+            self.went_offline(ctx);
+        }
+    }
+
+    fn went_offline(&self, ctx: &Ctx) {
+        self.online.store(false, Ordering::Relaxed);
+        // A sync under way died with the connection: its waiter learns it now.
+        self.syncing.store(false, Ordering::Relaxed);
+        self.synced.notify_waiters();
+        ctx.stats
+            .unacked
+            .add(u64::from(self.inflight.swap(0, Ordering::Relaxed)));
+        ctx.stats.closed();
+    }
+
+    /// Sends unread syncs (type 2) until the last page; whether it completed in `timeout`
+    /// (false too when the connection ended first).
+    pub async fn sync(&self, timeout: Duration) -> bool {
+        let synced = self.synced.notified();
+        tokio::pin!(synced);
+        synced.as_mut().enable();
+        if !self.start_sync() {
+            return false;
+        }
+        tokio::time::timeout(timeout, synced).await.is_ok() && self.is_online()
+    }
+
+    /// Sends the first page request of a sync.
+    fn start_sync(&self) -> bool {
+        self.syncing.store(true, Ordering::Relaxed);
+        self.sync_retries.store(0, Ordering::Relaxed);
+        self.send(SYNC.to_string())
+    }
+
+    /// The server could not serve the sync (5000): asks again after a backoff, as a client
+    /// should; whether it will.
+    fn retry_sync(self: &Arc<Self>) -> bool {
+        if !self.syncing.load(Ordering::Relaxed) {
+            return false;
+        }
+        let attempt = self.sync_retries.fetch_add(1, Ordering::Relaxed).min(5);
+        let delay = crate::backoff::jitter(RETRY_DELAY.saturating_mul(1 << attempt));
+        let user = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            user.send(SYNC.to_string());
+        });
+        true
+    }
+
+    /// Sends a read receipt (type 5) for each id; how many went out.
+    pub fn send_receipts(&self, ids: Vec<String>) -> u64 {
+        let sent = ids.iter().filter(|id| self.send(read_receipt(id))).count();
+        *lock(&self.receipts) = ids;
+        sent as u64
+    }
+
+    /// The server could not apply a read receipt (5000, which does not say which): sends
+    /// them all again after a backoff (they are idempotent); whether it will.
+    fn retry_receipts(self: &Arc<Self>) -> bool {
+        if lock(&self.receipts).is_empty() {
+            return false;
+        }
+        let attempt = self.receipt_retries.fetch_add(1, Ordering::Relaxed);
+        if attempt >= MESSAGE_RETRIES {
+            return false;
+        }
+        let delay = crate::backoff::jitter(RETRY_DELAY.saturating_mul(1 << attempt));
+        let user = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let ids = lock(&user.receipts).clone();
+            for id in ids {
+                user.send(read_receipt(&id));
+            }
+        });
+        true
+    }
+
+    /// The connection ended on its own (server close, error, EOF).
+    fn ended(&self, ctx: &Ctx, generation: u64) {
+        let mut link = lock(&self.link);
+        if link.as_ref().is_some_and(|l| l.generation == generation) {
+            if let Some(link) = link.take() {
+                link.writer.abort();
+            }
+            drop(link);
+            self.went_offline(ctx);
+            ctx.stats.server_disconnects.inc();
+            ctx.report_disconnect(self.idx);
+        }
+    }
+}
+
+impl Link {
+    fn abort(self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+async fn write_loop(mut sink: SplitSink<Ws, Message>, mut queue: mpsc::UnboundedReceiver<Message>) {
+    while let Some(first) = queue.recv().await {
+        let closing = matches!(first, Message::Close(_));
+        if sink.feed(first).await.is_err() {
+            return;
+        }
+        let mut batch = 1;
+        while batch < WRITE_BATCH
+            && let Ok(next) = queue.try_recv()
+        {
+            if sink.feed(next).await.is_err() {
+                return;
+            }
+            batch += 1;
+        }
+        if sink.flush().await.is_err() || closing {
+            return;
+        }
+    }
+}
+
+/// Counts a reader task while it lives, even when it is aborted.
+struct Alive(Arc<Ctx>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.stats.readers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn read_loop(ctx: Arc<Ctx>, user: Arc<User>, mut stream: SplitStream<Ws>, generation: u64) {
+    ctx.stats.readers.fetch_add(1, Ordering::Relaxed);
+    let _alive = Alive(ctx.clone());
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) => handle(&ctx, &user, &text),
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    user.ended(&ctx, generation);
+}
+
+/// Accounts for one server frame.
+fn handle(ctx: &Ctx, user: &Arc<User>, text: &str) {
+    let stats = &ctx.stats;
+    let Some(frame) = Incoming::parse(text) else {
+        stats.bad_frames.inc();
+        return;
+    };
+    match frame.code {
+        2000 => message(ctx, user, &frame),
+        2100 | 2101 => acknowledged(ctx, user, &frame),
+        2200 => match frame.next_cursor.as_deref() {
+            Some(next) if !next.is_empty() => {
+                user.send(SYNC.to_string());
+            }
+            _ => {
+                stats.syncs.inc();
+                user.syncing.store(false, Ordering::Relaxed);
+                user.synced.notify_waiters();
+            }
+        },
+        2300 => stats.reads_applied.inc(),
+        1001 => stats
+            .close_reasons
+            .inc(frame.reason.as_deref().unwrap_or("").to_string()),
+        1002 => {
+            stats.sync_needed.inc();
+            user.start_sync();
+        }
+        1000 | 1003 | 2301 => {}
+        code if code >= 4000 => refused(ctx, user, &frame),
+        _ => stats.bad_frames.inc(),
+    }
+}
+
+fn key(ctx: &Ctx, frame: &Incoming<'_>) -> Option<MsgKey> {
+    MsgKey::decode(frame.client_msg_id.as_deref()?, &ctx.tag)
+}
+
+/// Whether a frame is about a setup message (`frame::setup_frame`) of this run.
+fn is_setup(ctx: &Ctx, frame: &Incoming<'_>) -> bool {
+    frame
+        .client_msg_id
+        .as_deref()
+        .and_then(|cid| cid.strip_prefix(ctx.tag.as_str()))
+        .is_some_and(|rest| rest.starts_with(":setup:"))
+}
+
+fn message(ctx: &Ctx, user: &User, frame: &Incoming<'_>) {
+    let stats = &ctx.stats;
+    let Some(key) = key(ctx, frame) else {
+        if is_setup(ctx, frame) {
+            stats.setup_deliveries.inc();
+        } else {
+            stats.foreign.inc();
+        }
+        return;
+    };
+    let Some(stream) = ctx.ledger().streams.get(key.stream as usize) else {
+        stats.foreign.inc();
+        return;
+    };
+    let live = frame.source.as_deref() == Some("live");
+    let receipt = {
+        let mut inbox = lock(&user.inbox);
+        if let Some(id) = frame.id.as_deref() {
+            inbox.note_newest(stream.conversation, id);
+        }
+        inbox.record(key.stream, key.seq, live)
+    };
+    match receipt {
+        Receipt::First => {
+            stats.delivered.inc();
+            if live {
+                stats.delivered_live.inc();
+                let latency = ctx.now_us().saturating_sub(key.sent_us);
+                stats.latency.record(user.idx as usize, latency);
+            } else {
+                stats.delivered_unread.inc();
+            }
+        }
+        Receipt::Again => stats.redelivered.inc(),
+        Receipt::Duplicate => stats.duplicates.inc(),
+    }
+}
+
+fn acknowledged(ctx: &Ctx, user: &User, frame: &Incoming<'_>) {
+    let Some(key) = key(ctx, frame) else {
+        if is_setup(ctx, frame) {
+            ctx.stats.setup_acks.inc();
+        } else {
+            // An acknowledgement of something this run did not send.
+            ctx.stats.bad_frames.inc();
+        }
+        return;
+    };
+    if ctx.ledger().ack(key.stream, key.seq) == Some(true) {
+        ctx.stats.acked.inc();
+        if frame.code == 2101 {
+            ctx.stats.acked_offline.inc();
+        }
+        let latency = ctx.now_us().saturating_sub(key.sent_us);
+        ctx.stats.ack_latency.record(user.idx as usize, latency);
+        settle(user);
+    }
+}
+
+fn refused(ctx: &Ctx, user: &Arc<User>, frame: &Incoming<'_>) {
+    ctx.stats.errors.inc(frame.code);
+    if frame.code == 5000
+        && frame.client_msg_id.is_none()
+        && (user.retry_sync() || user.retry_receipts())
+    {
+        ctx.stats.retried.inc();
+        return;
+    }
+    if frame.code == 5000
+        && let Some(key) = key(ctx, frame)
+        && resend(ctx, user, key)
+    {
+        ctx.stats.retried.inc();
+        return;
+    }
+    if let Some(key) = key(ctx, frame)
+        && ctx.ledger().fail(key.stream, key.seq) == Some(true)
+    {
+        ctx.stats.failed.inc();
+        settle(user);
+    }
+}
+
+/// Sends a message refused with 5000 again, same `client_msg_id` (and so the same send
+/// time), after a backoff, as the protocol asks; false once it was retried enough.
+fn resend(ctx: &Ctx, user: &Arc<User>, key: MsgKey) -> bool {
+    let ledger = ctx.ledger();
+    let Some(stream) = ledger.streams.get(key.stream as usize) else {
+        return false;
+    };
+    let attempt = ledger.retry(key.stream, key.seq);
+    if attempt > MESSAGE_RETRIES {
+        return false;
+    }
+    let text = crate::frame::frame(&stream.head, key.seq, key.sent_us);
+    let delay = crate::backoff::jitter(RETRY_DELAY.saturating_mul(1 << attempt.min(6)));
+    let user = user.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        user.send(text);
+    });
+    true
+}
+
+/// One in-flight message is settled (acknowledged or refused).
+fn settle(user: &User) {
+    let _ = user
+        .inflight
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+}

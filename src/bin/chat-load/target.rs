@@ -1,0 +1,268 @@
+//! Where connections go and where they come from: the gateway URLs (used round-robin), the
+//! loopback source addresses that lift the ephemeral-port ceiling of one address, and
+//! the dial itself (TCP connect, WebSocket upgrade, first frame).
+
+use futures_util::StreamExt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::frame::Incoming;
+
+/// An open, authenticated WebSocket.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Bytes of read buffer per connection. tungstenite's default (128 KiB) would cost the load
+/// tool gigabytes at 20k connections; chat frames are small.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes gathered before a write reaches the socket (writers flush after each batch anyway).
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// One gateway endpoint.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// `host:port` for the HTTP Host header and the REST API.
+    pub authority: String,
+}
+
+impl Target {
+    /// Parses and resolves a `ws://host:port/path` URL.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
+        let authority = rest
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if authority.is_empty() {
+            return Err(format!("{url}: no host"));
+        }
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.contains(']'))
+        {
+            authority.clone()
+        } else {
+            format!("{authority}:80")
+        };
+        let addrs: Vec<SocketAddr> = with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("{url}: cannot resolve {with_port}: {e}"))?
+            .collect();
+        // IPv4 first: `localhost` often resolves to ::1 first, where a gateway bound to
+        // 127.0.0.1 is not, and loopback source addresses are IPv4.
+        let addr = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| format!("{url}: {with_port} resolves to nothing"))?;
+        Ok(Target {
+            url: url.to_string(),
+            addr,
+            authority,
+        })
+    }
+}
+
+/// How many connections one source address takes cheaply: a little under half the kernel's
+/// ephemeral port range. Linux searches one half of the range first (bind() the odd ports,
+/// connect() the even ones); past it every new port costs a long search, and a run of 19k
+/// connections from one address spends 15× the CPU of the same run from two.
+pub fn ports_per_source() -> u64 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|n| n.parse::<u64>().ok());
+            Some(it.next()??.abs_diff(it.next()??) + 1)
+        })
+        .unwrap_or(28_232);
+    range * 45 / 100
+}
+
+/// The source addresses for a run: `requested` of them (127.0.0.1, 127.0.0.2, …), or with
+/// 0 as many as `connections` need, or none (the kernel chooses) when one is enough or a
+/// target is not IPv4 loopback.
+pub fn plan_sources(requested: u32, connections: u64, targets: &[Target]) -> Vec<IpAddr> {
+    let count = if requested > 0 {
+        u64::from(requested)
+    } else {
+        connections.div_ceil(ports_per_source())
+    };
+    let loopback = targets
+        .iter()
+        .all(|t| matches!(t.addr.ip(), IpAddr::V4(ip) if ip.is_loopback()));
+    if (count <= 1 && requested == 0) || !loopback {
+        return Vec::new();
+    }
+    (1..=count.min(254) as u8)
+        .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+        .collect()
+}
+
+/// Why a connection attempt failed; `cause()` is the key it is counted under.
+#[derive(Debug)]
+pub enum DialError {
+    /// TCP connect (or bind) failed.
+    Connect(std::io::Error),
+    /// The server answered the upgrade with this HTTP status.
+    Http(u16),
+    /// The upgrade failed otherwise.
+    Handshake(String),
+    /// No answer within the handshake timeout.
+    Timeout,
+    /// The first frame was not the 1000 "connected" frame.
+    FirstFrame(String),
+}
+
+impl DialError {
+    /// A short, stable description to count failures by.
+    pub fn cause(&self) -> String {
+        match self {
+            DialError::Connect(e) => match e.raw_os_error() {
+                Some(99) => {
+                    "connect: no free local port (EADDRNOTAVAIL): add --source-addrs".into()
+                }
+                Some(24) => "connect: too many open files (EMFILE)".into(),
+                _ => format!("connect: {}", e.kind()),
+            },
+            DialError::Http(status) => format!("http {status}"),
+            DialError::Handshake(e) => format!("handshake: {e}"),
+            DialError::Timeout => "timeout".into(),
+            DialError::FirstFrame(what) => format!("first frame: {what}"),
+        }
+    }
+}
+
+/// Opens connections, spreading them over targets and source addresses.
+pub struct Dialer {
+    /// The gateway endpoints, used in turn.
+    pub targets: Vec<Target>,
+    /// Source addresses to bind before connecting; empty = the kernel chooses.
+    pub sources: Vec<IpAddr>,
+    next: AtomicUsize,
+    timeout: Duration,
+}
+
+impl Dialer {
+    /// A dialer over `targets` from `sources`, giving up on a handshake after `timeout`.
+    pub fn new(targets: Vec<Target>, sources: Vec<IpAddr>, timeout: Duration) -> Dialer {
+        Dialer {
+            targets,
+            sources,
+            next: AtomicUsize::new(0),
+            timeout,
+        }
+    }
+
+    /// The `host:port` of the first target, for REST calls.
+    pub fn rest_target(&self) -> &Target {
+        &self.targets[0]
+    }
+
+    /// Connects with `token` and reads the 1000 frame; the socket, ready for traffic.
+    pub async fn dial(&self, token: &str) -> Result<Ws, DialError> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let target = &self.targets[n % self.targets.len()];
+        let source = (!self.sources.is_empty())
+            .then(|| self.sources[(n / self.targets.len()) % self.sources.len()]);
+        match tokio::time::timeout(self.timeout, open(target, source, token)).await {
+            Ok(result) => result,
+            Err(_) => Err(DialError::Timeout),
+        }
+    }
+}
+
+async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Ws, DialError> {
+    let socket = match target.addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(DialError::Connect)?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(DialError::Connect)?;
+    }
+    let stream = socket
+        .connect(target.addr)
+        .await
+        .map_err(DialError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    // Closing sends RST instead of FIN: no TIME_WAIT left behind, which would otherwise hold
+    // this side's ephemeral port for a minute after every drop and starve the next runs and
+    // reconnect storms of ports. A polite close still completes the WebSocket close
+    // handshake first (`client::User::close`).
+    let _ = stream.set_zero_linger();
+    let mut request = target
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| DialError::Handshake(e.to_string()))?;
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| DialError::Handshake("token is not a valid header value".into()))?;
+    request.headers_mut().insert("authorization", bearer);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(Some(1 << 20));
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(|e| match e {
+            WsError::Http(response) => DialError::Http(response.status().as_u16()),
+            WsError::Io(e) => DialError::Connect(e),
+            e => DialError::Handshake(e.to_string()),
+        })?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return match Incoming::parse(&text) {
+                    Some(frame) if frame.code == 1000 => Ok(ws),
+                    Some(frame) => Err(DialError::FirstFrame(format!("code {}", frame.code))),
+                    None => Err(DialError::FirstFrame("not a JSON frame".into())),
+                };
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => {
+                return Err(DialError::FirstFrame("connection closed".into()));
+            }
+            Some(Ok(_)) => return Err(DialError::FirstFrame("not a text frame".into())),
+            Some(Err(e)) => return Err(DialError::FirstFrame(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let t = Target::parse("ws://127.0.0.1:8080/ws").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(t.authority, "127.0.0.1:8080");
+        assert!(Target::parse("wss://x/ws").is_err());
+    }
+
+    #[test]
+    fn plans_sources() {
+        let t = vec![Target::parse("ws://127.0.0.1:1/ws").unwrap()];
+        assert!(plan_sources(0, 1000, &t).is_empty());
+        assert_eq!(plan_sources(3, 10, &t).len(), 3);
+        let many = plan_sources(0, 100_000, &t);
+        assert!(many.len() >= 4, "{many:?}");
+        assert_eq!(many[1], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+    }
+}
