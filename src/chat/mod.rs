@@ -37,7 +37,8 @@ impl Session {
         let frame = match ClientFrame::parse(text, self.state.settings.limits.max_content_bytes) {
             Ok(frame) => frame,
             Err(FrameError::Invalid(reason)) => {
-                return self.refuse(codes::BAD_FRAME, &reason, None);
+                let cid = client_msg_id_of(text);
+                return self.refuse(codes::BAD_FRAME, &reason, cid.as_deref());
             }
             Err(FrameError::TooLong { limit }) => {
                 let reason = format!("content longer than {limit} bytes");

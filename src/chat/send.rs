@@ -28,6 +28,25 @@ impl Session {
                 match self.state.store.stranger_exempt(self.user, recipient).await {
                     Ok(true) => {}
                     Ok(false) => {
+                        // A retry of a message stored before the limit was reached is told
+                        // it was stored, like any repeated client_msg_id.
+                        if let Some(cid) = cid {
+                            match self.state.store.find_duplicate(self.user, cid).await {
+                                Ok(Some(InsertOutcome::Duplicate { id, ts, delivered })) => {
+                                    self.state.limiter.undo(self.user, recipient).await;
+                                    let target = Target::User(recipient);
+                                    let message =
+                                        Message::new(self.user, target, content, client_msg_id);
+                                    return self.acknowledge_duplicate(message, id, ts, delivered);
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    self.state.limiter.undo(self.user, recipient).await;
+                                    tracing::warn!(error = %e, "duplicate check failed");
+                                    return self.not_stored(Some(cid));
+                                }
+                            }
+                        }
                         self.state.metrics.messages_refused.inc();
                         let reason = format!(
                             "stranger limit reached: {} messages until user {recipient} answers or you follow each other",

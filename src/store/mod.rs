@@ -5,7 +5,7 @@
 //! - `insert_messages` is atomic per batch: every message of the batch is either stored or
 //!   refused with a reason, all in one transaction; an `Err` means nothing was stored.
 //! - A message whose (`sender_id`, `client_msg_id`) exists already is not stored again: its
-//!   outcome names the first message.
+//!   outcome names the first message, even if the sender is now blocked or not a member.
 //! - Ids are UUIDv7 and order messages by time; history pages and unread syncs order by id.
 //! - Read state: a private message is unread until its recipient reads it (type 5 or sync);
 //!   a group member has read everything up to a per-member marker, set to "now" on joining.
@@ -132,6 +132,14 @@ pub trait Store: Send + Sync + 'static {
         batch: &[Message],
         delivered: &[Uuid],
     ) -> Result<Vec<InsertOutcome>, StoreError>;
+    /// The first message `sender` sent with `client_msg_id`, as the `Duplicate` outcome a
+    /// repeat of it gets; `None` if there is none. For refusals decided before storing (the
+    /// stranger limit), so that a retry of a stored message is still told it was stored.
+    async fn find_duplicate(
+        &self,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<InsertOutcome>, StoreError>;
     /// Records that these messages reached an online device (the code a duplicate gets).
     async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError>;
 

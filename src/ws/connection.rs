@@ -15,6 +15,8 @@ use crate::state::AppState;
 
 /// Longest a write to a client may take before the connection is dropped as stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a connection closed for a too-large frame waits for the client's close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded, authenticated socket until it ends.
 pub async fn run(socket: WebSocket, state: AppState, user: UserId) {
@@ -30,6 +32,9 @@ pub async fn run(socket: WebSocket, state: AppState, user: UserId) {
             Err(e) => tracing::warn!(error = %e, user, "could not load the user's groups"),
         }
     }
+    // The 1000 frame (queued first) goes out once this node receives the user's and groups'
+    // channels: from then on, everything sent to the user reaches this socket live.
+    state.bus.settled().await;
     tracing::debug!(user, conn, "connected");
 
     let (sink, stream) = socket.split();
@@ -45,6 +50,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: UserId) {
 }
 
 async fn read_loop(mut stream: SplitStream<WebSocket>, session: &Session, outbox: &Outbox) {
+    let max_frame_bytes = session.state.settings.server.max_frame_bytes;
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
@@ -53,6 +59,12 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, session: &Session, outbox
         outbox.touch();
         match next {
             None | Some(Ok(Message::Close(_))) => return,
+            Some(Ok(Message::Text(text))) if text.len() > max_frame_bytes => {
+                return close_too_big(stream, outbox).await;
+            }
+            Some(Ok(Message::Binary(data))) if data.len() > max_frame_bytes => {
+                return close_too_big(stream, outbox).await;
+            }
             Some(Ok(Message::Text(text))) => {
                 // Boxed: the handler's future is large and lives only while a frame is handled,
                 // keeping an idle connection's task small.
@@ -78,6 +90,21 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, session: &Session, outbox
             }
         }
     }
+}
+
+/// Closes for a message over `server.max_frame_bytes` (1009), then discards what the client
+/// still sends until its close frame: dropping the socket with input unread would reset the
+/// connection, and the client would lose our close frame.
+async fn close_too_big(mut stream: SplitStream<WebSocket>, outbox: &Outbox) {
+    outbox.close(CloseReason::TooBig);
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// The close reason for a read error the client should be told about.

@@ -42,8 +42,11 @@ pub async fn ws_handler(
         // buffer then only grows while a socket is slow, up to the cap below.
         .write_buffer_size(0)
         .max_write_buffer_size(server.max_frame_bytes.max(64 * 1024) * 4)
-        .max_message_size(server.max_frame_bytes)
-        .max_frame_size(server.max_frame_bytes);
+        // Twice our limit: a message up to that size is read whole and then refused with
+        // close 1009 (connection.rs), so no unread input resets the connection before the
+        // client has the close frame. Only larger ones are cut off mid-frame.
+        .max_message_size(server.max_frame_bytes.saturating_mul(2))
+        .max_frame_size(server.max_frame_bytes.saturating_mul(2));
     if source == Some(TokenSource::Subprotocol) || offers_chat_protocol(&headers) {
         upgrade = upgrade.protocols([SUBPROTOCOL]);
     }

@@ -3,4 +3,24 @@
 
 mod support;
 
+mod auth;
+mod bus_contract;
+mod closing;
+mod cluster;
+mod duplicates;
+mod groups;
+mod handshake;
+mod history;
+mod limiter_contract;
+mod limits;
+mod load_tool;
+mod multi_device;
 mod private;
+mod protocol_errors;
+mod receipts;
+mod rest_groups;
+mod rest_social;
+mod storage_failure;
+mod store_contract;
+mod stranger;
+mod sync;

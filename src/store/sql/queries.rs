@@ -221,8 +221,10 @@ impl SqlStore {
         users: &[UserId],
     ) -> Result<u64, sqlx::Error> {
         let joined = now_millis();
-        // A new member has read everything that was said before they joined.
-        let marker = Cursor::at_millis(joined as u64 + 1).0;
+        // A new member has read everything that was said before they joined: every id
+        // generated before this one (UUIDv7 ids of one process are strictly increasing), but
+        // nothing said later in the same millisecond.
+        let marker = Uuid::now_v7();
         let mut added = 0;
         for chunk in users.chunks(CHUNK) {
             let mut q = QueryBuilder::<Db>::new(INSERT_IGNORE);
@@ -296,34 +298,50 @@ impl Store for SqlStore {
             };
             outcomes.push(outcome);
         }
-        if !accepted.is_empty() {
-            let inserted = Self::insert_rows(&mut tx, &accepted).await?;
-            if inserted < accepted.len() as u64 {
-                // Some were ignored: only a repeated (sender, client_msg_id) can cause that.
-                let keys: Vec<(UserId, &str)> = accepted
-                    .iter()
-                    .filter_map(|m| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
-                    .collect();
-                let first = Self::first_by_client_id(&mut tx, &keys).await?;
-                for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-                    let Some(client_id) = &m.client_msg_id else { continue };
-                    if *outcome != InsertOutcome::Stored {
-                        continue;
-                    }
-                    if let Some((id, ts, delivered)) = first.get(&(m.sender_id, client_id.clone()))
-                        && *id != m.id
-                    {
-                        *outcome = InsertOutcome::Duplicate {
-                            id: *id,
-                            ts: *ts,
-                            delivered: *delivered,
-                        };
-                    }
+        let ignored = if accepted.is_empty() {
+            false
+        } else {
+            Self::insert_rows(&mut tx, &accepted).await? < accepted.len() as u64
+        };
+        // A repeated (sender, client_msg_id) names the first message, whatever else would
+        // refuse it now: rows ignored by the insert (only a repeat can cause that), and
+        // refused messages that were stored before the block or the removal.
+        let keys: Vec<(UserId, &str)> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| ignored || **o != InsertOutcome::Stored)
+            .filter_map(|(m, _)| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
+            .collect();
+        if !keys.is_empty() {
+            let first = Self::first_by_client_id(&mut tx, &keys).await?;
+            for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+                let Some(client_id) = &m.client_msg_id else { continue };
+                if let Some((id, ts, delivered)) = first.get(&(m.sender_id, client_id.clone()))
+                    && *id != m.id
+                {
+                    *outcome = InsertOutcome::Duplicate {
+                        id: *id,
+                        ts: *ts,
+                        delivered: *delivered,
+                    };
                 }
             }
         }
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    async fn find_duplicate(
+        &self,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<InsertOutcome>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let first = Self::first_by_client_id(&mut conn, &[(sender, client_msg_id)]).await?;
+        Ok(first
+            .into_values()
+            .next()
+            .map(|(id, ts, delivered)| InsertOutcome::Duplicate { id, ts, delivered }))
     }
 
     async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError> {

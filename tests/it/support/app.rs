@@ -21,6 +21,46 @@ pub enum Backend {
     MySql,
 }
 
+/// The settings every test app starts from: a free loopback port, the test secret, and a
+/// fresh database on `backend` (a SQLite file inside the returned dir, or a new MariaDB
+/// database); the dir must outlive the app.
+pub async fn test_settings(backend: Backend) -> (Settings, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".parse().unwrap();
+    settings.auth.jwt_secret = Some(Secret::from(SECRET));
+    settings.storage.url = Secret::from(match backend {
+        Backend::Sqlite => format!("sqlite:{}", dir.path().join("chat.db").display()),
+        Backend::MySql => MariaDb::shared().fresh_database().await,
+    });
+    settings.server.shutdown_grace = Duration::from_secs(2);
+    (settings, dir)
+}
+
+/// Runs one SQL statement on the database at `url` through a connection of its own (to
+/// break or inspect storage behind the server's back).
+pub async fn execute_sql(url: &str, statement: &str) {
+    use sqlx::Connection;
+    let statement = sqlx::AssertSqlSafe(statement.to_string());
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("connecting to the test SQLite file");
+        sqlx::raw_sql(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("running SQL: {e}"));
+    } else {
+        let mut conn = sqlx::MySqlConnection::connect(url)
+            .await
+            .expect("connecting to the test database");
+        sqlx::raw_sql(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("running SQL: {e}"));
+    }
+}
+
 /// A running gateway.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -41,15 +81,8 @@ impl TestApp {
 
     /// A gateway on `backend` with settings adjusted by `adjust`.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut settings = Settings::default();
-        settings.server.bind = "127.0.0.1:0".parse().unwrap();
-        settings.auth.jwt_secret = Some(Secret::from(SECRET));
-        settings.storage.url = Secret::from(match backend {
-            Backend::Sqlite => format!("sqlite:{}", dir.path().join("chat.db").display()),
-            Backend::MySql => MariaDb::shared().fresh_database().await,
-        });
-        settings.server.shutdown_grace = Duration::from_secs(2);
+        let (settings, dir) = test_settings(backend).await;
+        let mut settings = settings;
         adjust(&mut settings);
         TestApp::start(backend, settings, dir).await
     }
@@ -145,6 +178,38 @@ impl TestApp {
     pub async fn post(&self, path: &str, user: i64, body: Value) -> (u16, Value) {
         self.request(reqwest::Method::POST, path, Some(user), Some(body))
             .await
+    }
+
+    pub async fn put(&self, path: &str, user: i64) -> (u16, Value) {
+        self.request(reqwest::Method::PUT, path, Some(user), None)
+            .await
+    }
+
+    /// Runs one SQL statement on this app's database behind its back.
+    pub async fn sql(&self, statement: &str) {
+        execute_sql(self.settings.storage.url.expose(), statement).await
+    }
+
+    /// Sends a WebSocket handshake (GET /ws plus `query`, upgrade headers and `headers`)
+    /// with a plain HTTP client, to read a refusal: the status and JSON body.
+    pub async fn handshake(&self, query: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self
+            .http
+            .get(format!("{}{query}", self.url("/ws")))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.send().await.expect("sending a handshake");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn delete(&self, path: &str, user: i64) -> (u16, Value) {

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::tungstenite::http::Request;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error, Message};
@@ -40,12 +41,45 @@ impl Client {
         client
     }
 
+    /// Connects `user` over a socket with a tiny receive buffer (and reads the 1000 frame),
+    /// so that a client that stops reading fills the server's side quickly.
+    pub async fn connect_small_buffer(app: &TestApp, user: i64) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(app.addr).await.expect("connecting");
+        let mut request = app.ws_url().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", app.token(user)).parse().unwrap(),
+        );
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("handshake timed out")
+        .expect("handshake");
+        let mut client = Client { user, ws };
+        client.expect(1000).await;
+        client
+    }
+
     /// Opens a connection with a prepared request (to test handshakes).
     pub async fn open(request: Request<()>, user: i64) -> Result<Client, Error> {
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        Client::open_with_response(request, user)
+            .await
+            .map(|(client, _)| client)
+    }
+
+    /// Opens a connection with a prepared request; the client and the server's 101 answer.
+    pub async fn open_with_response(
+        request: Request<()>,
+        user: i64,
+    ) -> Result<(Client, Response), Error> {
+        let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await
             .expect("handshake timed out")?;
-        Ok(Client { user, ws })
+        Ok((Client { user, ws }, response))
     }
 
     /// Sends a JSON frame.
@@ -107,6 +141,15 @@ impl Client {
         }
     }
 
+    /// Waits for the close frame, which must carry `code`; its reason.
+    pub async fn expect_close_code(&mut self, code: u16) -> String {
+        let frame = self.expect_close().await.unwrap_or_else(|| {
+            panic!("user {}: connection ended without a close frame", self.user)
+        });
+        assert_eq!(u16::from(frame.code), code, "user {}: {frame:?}", self.user);
+        frame.reason.to_string()
+    }
+
     /// Proves nothing else is queued for this client: a ping's pong is the very next frame.
     pub async fn expect_nothing_pending(&mut self) {
         self.send(json!({"type": 7})).await;
@@ -122,6 +165,75 @@ impl Client {
     pub async fn private(&mut self, to: i64, content: &str) -> Value {
         self.send(json!({"type": 1, "recipient_id": to, "content": content}))
             .await;
+        self.recv().await
+    }
+
+    /// Sends a private message with a `client_msg_id`; the acknowledgement.
+    pub async fn private_with_id(&mut self, to: i64, content: &str, client_msg_id: &str) -> Value {
+        self.send(json!({"type": 1, "recipient_id": to, "content": content, "client_msg_id": client_msg_id}))
+            .await;
+        self.recv().await
+    }
+
+    /// Sends a private message that must be stored (2100 or 2101); the acknowledgement.
+    pub async fn stored(&mut self, to: i64, content: &str) -> Value {
+        let ack = self.private(to, content).await;
+        assert!(
+            ack["code"] == 2100 || ack["code"] == 2101,
+            "user {}: message not stored: {ack}",
+            self.user
+        );
+        ack
+    }
+
+    /// Sends a group message that must be stored (2100 or 2101); the acknowledgement.
+    pub async fn group_stored(&mut self, group: &str, content: &str) -> Value {
+        let ack = self.group(group, content).await;
+        assert!(
+            ack["code"] == 2100 || ack["code"] == 2101,
+            "user {}: group message not stored: {ack}",
+            self.user
+        );
+        ack
+    }
+
+    /// Type 3 with a cursor and an optional limit: one page.
+    pub async fn history(
+        &mut self,
+        peer: i64,
+        cursor: &str,
+        limit: Option<u32>,
+    ) -> (Vec<Value>, Value) {
+        let mut request = json!({"type": 3, "recipient_id": peer, "content": cursor});
+        if let Some(limit) = limit {
+            request["limit"] = json!(limit);
+        }
+        self.page(request).await
+    }
+
+    /// Type 6 with a cursor and an optional limit: one page.
+    pub async fn group_history(
+        &mut self,
+        group: &str,
+        cursor: &str,
+        limit: Option<u32>,
+    ) -> (Vec<Value>, Value) {
+        let mut request = json!({"type": 6, "group_id": group, "content": cursor});
+        if let Some(limit) = limit {
+            request["limit"] = json!(limit);
+        }
+        self.page(request).await
+    }
+
+    /// Unread sync with a limit.
+    pub async fn sync_limit(&mut self, limit: u32) -> (Vec<Value>, Value) {
+        self.page(json!({"type": 2, "limit": limit})).await
+    }
+
+    /// Sends a read receipt (type 5) for `id`; the answer.
+    pub async fn read(&mut self, id: &Value) -> Value {
+        let id = id.as_str().expect("message id");
+        self.send(json!({"type": 5, "content": id})).await;
         self.recv().await
     }
 

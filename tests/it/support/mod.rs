@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod client;
+pub mod cluster;
 pub mod services;
 
 pub use app::{Backend, TestApp};
