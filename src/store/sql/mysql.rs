@@ -27,6 +27,16 @@ impl SqlStore {
             .collation("utf8mb4_unicode_ci")
             .timezone(Some(String::from("+00:00")));
         let pool = MySqlPoolOptions::new()
+            // READ COMMITTED: no gap locks, so concurrent read receipts and syncs of
+            // different users do not deadlock on the unread index (REPEATABLE READ does).
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)

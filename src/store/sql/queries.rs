@@ -84,10 +84,247 @@ fn page(mut rows: Vec<Message>, limit: u32) -> Page {
     Page { messages: rows, more }
 }
 
+/// Runs `op` again, up to 3 attempts in all, when the database reports a transient
+/// conflict: a deadlock or serialization failure (MySQL SQLSTATE 40001) or a busy SQLite
+/// database. Each attempt is a whole transaction, so a retry never applies half of one.
+async fn retrying<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(StoreError::Database(sqlx::Error::Database(e)))
+                if attempt < 3
+                    && matches!(e.code().as_deref(), Some("40001" | "5" | "6" | "517" | "261")) =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqlStore {
     /// The pool, for the backend module's connect and migrate code.
     pub fn pool(&self) -> &Pool<Db> {
         &self.pool
+    }
+
+    /// The oldest `limit` unread messages of `user`, private and group merged, oldest first.
+    async fn unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {
+        let fetch = i64::from(limit) + 1;
+        let private_sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = ? AND is_read = 0 ORDER BY id LIMIT ?"
+        );
+        let mut rows = Vec::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(private_sql))
+            .bind(user)
+            .bind(fetch)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            rows.push(message_from_row(&row)?);
+        }
+        let group_sql = format!(
+            "SELECT {} FROM group_members gm JOIN messages m ON m.group_id = gm.group_id AND m.id > gm.last_read \
+             WHERE gm.user_id = ? AND m.sender_id <> ? ORDER BY m.id LIMIT ?",
+            MESSAGE_COLUMNS
+                .split(", ")
+                .map(|c| format!("m.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for row in sqlx::query(sqlx::AssertSqlSafe(group_sql))
+            .bind(user)
+            .bind(user)
+            .bind(fetch)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            rows.push(message_from_row(&row)?);
+        }
+        rows.sort_by_key(|m| m.id);
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Ok(Page {
+            messages: rows,
+            more,
+        })
+    }
+
+    /// Marks the messages a sync returned read for `user`, in one transaction.
+    async fn mark_returned_read(&self, user: UserId, rows: &[Message]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let private_ids: Vec<Uuid> = rows
+            .iter()
+            .filter(|m| matches!(m.target, Target::User(_)))
+            .map(|m| m.id)
+            .collect();
+        for chunk in private_ids.chunks(CHUNK) {
+            let mut q =
+                QueryBuilder::<Db>::new("UPDATE messages SET is_read = 1 WHERE recipient_id = ");
+            q.push_bind(user).push(" AND id IN ");
+            q.push_tuples(chunk.iter(), |mut b, id| {
+                b.push_bind(*id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        // Returned oldest first, so each group's returned messages are a prefix of its
+        // unread ones: moving the marker to the newest returned is exact.
+        let mut newest: HashMap<&str, Uuid> = HashMap::new();
+        for m in rows {
+            if let Target::Group(g) = &m.target {
+                newest.insert(g, m.id);
+            }
+        }
+        for (group, id) in newest {
+            sqlx::query(
+                "UPDATE group_members SET last_read = ? WHERE group_id = ? AND user_id = ? AND last_read < ?",
+            )
+            .bind(id)
+            .bind(group)
+            .bind(user)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One attempt of `insert_messages`.
+    async fn insert_batch(
+        &self,
+        batch: &[Message],
+        delivered: &[Uuid],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let block_keys: HashSet<(UserId, UserId)> = batch
+            .iter()
+            .filter_map(|m| match m.target {
+                Target::User(r) => Some((r, m.sender_id)),
+                Target::Group(_) => None,
+            })
+            .collect();
+        let member_keys: HashSet<(GroupId, UserId)> = batch
+            .iter()
+            .filter_map(|m| match &m.target {
+                Target::Group(g) => Some((g.clone(), m.sender_id)),
+                Target::User(_) => None,
+            })
+            .collect();
+
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        Self::set_delivered(&mut tx, delivered).await?;
+        let blocked = if block_keys.is_empty() {
+            HashSet::new()
+        } else {
+            Self::blocked_pairs(&mut tx, &block_keys).await?
+        };
+        let members = if member_keys.is_empty() {
+            HashSet::new()
+        } else {
+            Self::member_pairs(&mut tx, &member_keys).await?
+        };
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::with_capacity(batch.len());
+        for m in batch {
+            let outcome = match &m.target {
+                Target::User(r) if blocked.contains(&(*r, m.sender_id)) => InsertOutcome::Blocked,
+                Target::Group(g) if !members.contains(&(g.clone(), m.sender_id)) => {
+                    InsertOutcome::NotMember
+                }
+                _ => {
+                    accepted.push(m);
+                    InsertOutcome::Stored
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let ignored = if accepted.is_empty() {
+            false
+        } else {
+            Self::insert_rows(&mut tx, &accepted).await? < accepted.len() as u64
+        };
+        // A repeated (sender, client_msg_id) names the first message, whatever else would
+        // refuse it now: rows ignored by the insert (only a repeat can cause that), and
+        // refused messages that were stored before the block or the removal.
+        let keys: Vec<(UserId, &str)> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| ignored || **o != InsertOutcome::Stored)
+            .filter_map(|(m, _)| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
+            .collect();
+        if !keys.is_empty() {
+            let first = Self::first_by_client_id(&mut tx, &keys).await?;
+            for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+                let Some(client_id) = &m.client_msg_id else { continue };
+                if let Some((id, ts, delivered)) = first.get(&(m.sender_id, client_id.clone()))
+                    && *id != m.id
+                {
+                    *outcome = InsertOutcome::Duplicate {
+                        id: *id,
+                        ts: *ts,
+                        delivered: *delivered,
+                    };
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// One attempt of `mark_read`.
+    async fn mark_read_once(&self, user: UserId, id: Uuid) -> Result<ReadOutcome, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(ReadOutcome::NotFound);
+        };
+        let m = message_from_row(&row)?;
+        match &m.target {
+            Target::User(recipient) => {
+                let peer = if *recipient == user {
+                    m.sender_id
+                } else if m.sender_id == user {
+                    *recipient
+                } else {
+                    return Ok(ReadOutcome::NotFound);
+                };
+                sqlx::query(
+                    "UPDATE messages SET is_read = 1 WHERE recipient_id = ? AND is_read = 0 AND id <= ? AND sender_id = ?",
+                )
+                .bind(user)
+                .bind(id)
+                .bind(peer)
+                .execute(&self.pool)
+                .await?;
+                Ok(ReadOutcome::Applied(Target::User(peer)))
+            }
+            Target::Group(group) => {
+                let done = sqlx::query(
+                    "UPDATE group_members SET last_read = ? WHERE group_id = ? AND user_id = ? AND last_read < ?",
+                )
+                .bind(id)
+                .bind(&**group)
+                .bind(user)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if done == 0 && self.role(group, user).await? == Some(Role::Outsider) {
+                    return Ok(ReadOutcome::NotMember);
+                }
+                Ok(ReadOutcome::Applied(Target::Group(group.clone())))
+            }
+        }
     }
 
     /// Which (blocker, blocked) pairs among `pairs` exist.
@@ -256,79 +493,7 @@ impl Store for SqlStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let block_keys: HashSet<(UserId, UserId)> = batch
-            .iter()
-            .filter_map(|m| match m.target {
-                Target::User(r) => Some((r, m.sender_id)),
-                Target::Group(_) => None,
-            })
-            .collect();
-        let member_keys: HashSet<(GroupId, UserId)> = batch
-            .iter()
-            .filter_map(|m| match &m.target {
-                Target::Group(g) => Some((g.clone(), m.sender_id)),
-                Target::User(_) => None,
-            })
-            .collect();
-
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        Self::set_delivered(&mut tx, delivered).await?;
-        let blocked = if block_keys.is_empty() {
-            HashSet::new()
-        } else {
-            Self::blocked_pairs(&mut tx, &block_keys).await?
-        };
-        let members = if member_keys.is_empty() {
-            HashSet::new()
-        } else {
-            Self::member_pairs(&mut tx, &member_keys).await?
-        };
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut accepted = Vec::with_capacity(batch.len());
-        for m in batch {
-            let outcome = match &m.target {
-                Target::User(r) if blocked.contains(&(*r, m.sender_id)) => InsertOutcome::Blocked,
-                Target::Group(g) if !members.contains(&(g.clone(), m.sender_id)) => {
-                    InsertOutcome::NotMember
-                }
-                _ => {
-                    accepted.push(m);
-                    InsertOutcome::Stored
-                }
-            };
-            outcomes.push(outcome);
-        }
-        let ignored = if accepted.is_empty() {
-            false
-        } else {
-            Self::insert_rows(&mut tx, &accepted).await? < accepted.len() as u64
-        };
-        // A repeated (sender, client_msg_id) names the first message, whatever else would
-        // refuse it now: rows ignored by the insert (only a repeat can cause that), and
-        // refused messages that were stored before the block or the removal.
-        let keys: Vec<(UserId, &str)> = batch
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| ignored || **o != InsertOutcome::Stored)
-            .filter_map(|(m, _)| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
-            .collect();
-        if !keys.is_empty() {
-            let first = Self::first_by_client_id(&mut tx, &keys).await?;
-            for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-                let Some(client_id) = &m.client_msg_id else { continue };
-                if let Some((id, ts, delivered)) = first.get(&(m.sender_id, client_id.clone()))
-                    && *id != m.id
-                {
-                    *outcome = InsertOutcome::Duplicate {
-                        id: *id,
-                        ts: *ts,
-                        delivered: *delivered,
-                    };
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+        retrying(|| self.insert_batch(batch, delivered)).await
     }
 
     async fn find_duplicate(
@@ -350,79 +515,13 @@ impl Store for SqlStore {
     }
 
     async fn take_unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {
-        let fetch = i64::from(limit) + 1;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let private_sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = ? AND is_read = 0 ORDER BY id LIMIT ?"
-        );
-        let mut rows = Vec::new();
-        for row in sqlx::query(sqlx::AssertSqlSafe(private_sql))
-            .bind(user)
-            .bind(fetch)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            rows.push(message_from_row(&row)?);
+        // Read first, outside any write transaction: most syncs (a reconnect storm's) find
+        // nothing, and then take no write lock at all.
+        let page = self.unread(user, limit).await?;
+        if !page.messages.is_empty() {
+            retrying(|| self.mark_returned_read(user, &page.messages)).await?;
         }
-        let group_sql = format!(
-            "SELECT {} FROM group_members gm JOIN messages m ON m.group_id = gm.group_id AND m.id > gm.last_read \
-             WHERE gm.user_id = ? AND m.sender_id <> ? ORDER BY m.id LIMIT ?",
-            MESSAGE_COLUMNS
-                .split(", ")
-                .map(|c| format!("m.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        for row in sqlx::query(sqlx::AssertSqlSafe(group_sql))
-            .bind(user)
-            .bind(user)
-            .bind(fetch)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            rows.push(message_from_row(&row)?);
-        }
-        rows.sort_by_key(|m| m.id);
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-
-        let private_ids: Vec<Uuid> = rows
-            .iter()
-            .filter(|m| matches!(m.target, Target::User(_)))
-            .map(|m| m.id)
-            .collect();
-        for chunk in private_ids.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Db>::new("UPDATE messages SET is_read = 1 WHERE recipient_id = ");
-            q.push_bind(user).push(" AND id IN ");
-            q.push_tuples(chunk.iter(), |mut b, id| {
-                b.push_bind(*id);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        // Returned oldest first, so each group's returned messages are a prefix of its
-        // unread ones: moving the marker to the newest returned is exact.
-        let mut newest: HashMap<&str, Uuid> = HashMap::new();
-        for m in &rows {
-            if let Target::Group(g) = &m.target {
-                newest.insert(g, m.id);
-            }
-        }
-        for (group, id) in newest {
-            sqlx::query(
-                "UPDATE group_members SET last_read = ? WHERE group_id = ? AND user_id = ? AND last_read < ?",
-            )
-            .bind(id)
-            .bind(group)
-            .bind(user)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Page {
-            messages: rows,
-            more,
-        })
+        Ok(page)
     }
 
     async fn private_history(
@@ -473,51 +572,7 @@ impl Store for SqlStore {
     }
 
     async fn mark_read(&self, user: UserId, id: Uuid) -> Result<ReadOutcome, StoreError> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?");
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(ReadOutcome::NotFound);
-        };
-        let m = message_from_row(&row)?;
-        match &m.target {
-            Target::User(recipient) => {
-                let peer = if *recipient == user {
-                    m.sender_id
-                } else if m.sender_id == user {
-                    *recipient
-                } else {
-                    return Ok(ReadOutcome::NotFound);
-                };
-                sqlx::query(
-                    "UPDATE messages SET is_read = 1 WHERE recipient_id = ? AND is_read = 0 AND id <= ? AND sender_id = ?",
-                )
-                .bind(user)
-                .bind(id)
-                .bind(peer)
-                .execute(&self.pool)
-                .await?;
-                Ok(ReadOutcome::Applied(Target::User(peer)))
-            }
-            Target::Group(group) => {
-                let done = sqlx::query(
-                    "UPDATE group_members SET last_read = ? WHERE group_id = ? AND user_id = ? AND last_read < ?",
-                )
-                .bind(id)
-                .bind(&**group)
-                .bind(user)
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                if done == 0 && self.role(group, user).await? == Some(Role::Outsider) {
-                    return Ok(ReadOutcome::NotMember);
-                }
-                Ok(ReadOutcome::Applied(Target::Group(group.clone())))
-            }
-        }
+        retrying(|| self.mark_read_once(user, id)).await
     }
 
     async fn stranger_exempt(&self, from: UserId, to: UserId) -> Result<bool, StoreError> {
