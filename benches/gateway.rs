@@ -69,7 +69,7 @@ fn fan_out(c: &mut Criterion) {
         None,
     );
     let envelope: Bytes = Envelope::deliver(Some(1), &server::message(&message, Source::Live));
-    let mut sink = Vec::new();
+    let mut sink = std::collections::VecDeque::new();
     let mut g = c.benchmark_group("hub");
     g.throughput(Throughput::Elements(MEMBERS as u64));
     g.bench_function("fan-out to 10k local connections", |b| {

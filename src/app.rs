@@ -18,6 +18,9 @@ use crate::state::{AppState, Shared};
 use crate::store::MessageWriter;
 use crate::ws::outbox::CloseReason;
 
+/// A write to a client blocked this long (the client stopped reading) ends the connection.
+const STUCK_WRITE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A built node, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
@@ -109,10 +112,23 @@ impl Application {
         let state = self.state.clone();
         let router = crate::http::router(state.clone());
         let draining = state.shutdown.clone();
-        let stop = draining.clone();
+        let on_signal = state.clone();
         tokio::spawn(async move {
             shutdown.await;
-            stop.cancel();
+            on_signal.shutdown.cancel();
+            // Every connection gets 1001 and close 1012 now, not after the HTTP side is done.
+            on_signal.hub.close_all(CloseReason::Draining);
+        });
+        let sweeper = state.clone();
+        tokio::spawn(async move {
+            let server = &sweeper.settings.server;
+            let mut tick = tokio::time::interval(server.ping_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            while !sweeper.shutdown.is_cancelled() {
+                tick.tick().await;
+                sweeper.hub.sweep(server.idle_timeout, STUCK_WRITE);
+            }
         });
         axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { draining.cancelled().await })

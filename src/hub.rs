@@ -92,7 +92,11 @@ impl Hub {
     pub fn register(&self, user: UserId, id: ConnId, outbox: Arc<Outbox>) -> bool {
         let mut state = self.state.write();
         let first = !state.users.contains_key(&user);
-        let entry = state.users.entry(user).or_default();
+        let entry = state.users.entry(user).or_insert_with(|| LocalUser {
+            // Most users have one device: no room reserved for more.
+            conns: Vec::with_capacity(1),
+            groups: HashSet::new(),
+        });
         entry.conns.push(Conn { id, outbox });
         while entry.conns.len() > self.max_devices {
             let oldest = entry.conns.remove(0);
@@ -169,6 +173,28 @@ impl Hub {
         GroupPresence {
             holds_topic: true,
             other_local,
+        }
+    }
+
+    /// One pass of the liveness sweeper over every local connection: closes those silent
+    /// for `idle_after`, aborts those whose write has been blocked for `stuck_after`, and
+    /// asks the others for a WebSocket ping. Run every `server.ping_interval`.
+    pub fn sweep(&self, idle_after: Duration, stuck_after: Duration) {
+        let (idle_after, stuck_after) = (
+            idle_after.as_millis() as u64,
+            stuck_after.as_millis() as u64,
+        );
+        let state = self.state.read();
+        for local in state.users.values() {
+            for conn in &local.conns {
+                if conn.outbox.write_stuck_for() > stuck_after {
+                    conn.outbox.abort();
+                } else if conn.outbox.silent_for() > idle_after {
+                    conn.outbox.close(CloseReason::Idle);
+                } else {
+                    conn.outbox.request_ping();
+                }
+            }
         }
     }
 

@@ -30,7 +30,8 @@ pub struct ServerSettings {
     pub max_frame_bytes: usize,
     /// Frames queued for one connection before it is closed as too slow (1013). Default 1024.
     pub outbound_queue: usize,
-    /// WebSocket read buffer per connection, in bytes. Default 4096.
+    /// WebSocket read buffer per connection, in bytes; a larger frame grows it while that
+    /// frame is read. The main part of an idle connection's memory. Default 512.
     pub read_buffer_bytes: usize,
     /// Interval of server pings. Default `30s`.
     #[serde(with = "humantime_serde")]
@@ -55,7 +56,7 @@ impl Default for ServerSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_frame_bytes: 64 * 1024,
             outbound_queue: 1024,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 512,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             shutdown_grace: Duration::from_secs(10),

@@ -82,7 +82,14 @@ async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: u
             }
             continue;
         }
-        match store.insert_messages(&messages, &delivered).await {
+        let started = std::time::Instant::now();
+        let result = store.insert_messages(&messages, &delivered).await;
+        tracing::debug!(
+            batch = messages.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "batch written"
+        );
+        match result {
             Ok(outcomes) => {
                 for ((reply, message), outcome) in replies.into_iter().zip(messages).zip(outcomes) {
                     let _ = reply.send((message, Ok(outcome)));

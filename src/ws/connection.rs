@@ -1,9 +1,11 @@
 //! One connection: a reader task that handles client frames in order, and a writer task
-//! that drains the outbox to the socket, pings, and closes with the right code.
+//! that drains the outbox to the socket (with the pings the hub's sweeper asks for) and
+//! closes with the right code.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,13 +15,20 @@ use crate::ids::{UserId, next_conn_id};
 use crate::protocol::{codes, server};
 use crate::state::AppState;
 
-/// Longest a write to a client may take before the connection is dropped as stuck.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a connection closed for a too-large frame waits for the client's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded, authenticated socket until it ends.
-pub async fn run(socket: WebSocket, state: AppState, user: UserId) {
+///
+/// Takes the socket already split: a future holding the whole `WebSocket` by value would
+/// reserve its size in the connection task for the task's whole life, on top of the halves'
+/// shared allocation (about 700 bytes more per connection).
+pub async fn run(
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    state: AppState,
+    user: UserId,
+) {
     let _tracked = state.tracker.token();
     let conn = next_conn_id();
     let outbox = Arc::new(Outbox::new(state.settings.server.outbound_queue));
@@ -37,7 +46,6 @@ pub async fn run(socket: WebSocket, state: AppState, user: UserId) {
     state.bus.settled().await;
     tracing::debug!(user, conn, "connected");
 
-    let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, outbox.clone(), state.clone()));
     let session = Session::new(state.clone(), user, conn, outbox.clone());
     read_loop(stream, &session, &outbox).await;
@@ -60,10 +68,10 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, session: &Session, outbox
         match next {
             None | Some(Ok(Message::Close(_))) => return,
             Some(Ok(Message::Text(text))) if text.len() > max_frame_bytes => {
-                return close_too_big(stream, outbox).await;
+                return Box::pin(close_too_big(stream, outbox)).await;
             }
             Some(Ok(Message::Binary(data))) if data.len() > max_frame_bytes => {
-                return close_too_big(stream, outbox).await;
+                return Box::pin(close_too_big(stream, outbox)).await;
             }
             Some(Ok(Message::Text(text))) => {
                 // Boxed: the handler's future is large and lives only while a frame is handled,
@@ -124,49 +132,39 @@ fn classify(e: &axum::Error) -> Option<CloseReason> {
 }
 
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>, state: AppState) {
-    let ping_every = state.settings.server.ping_interval;
-    let idle_after = state.settings.server.idle_timeout.as_millis() as u64;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let mut frames: Vec<Utf8Bytes> = Vec::new();
-    let mut draining = false;
+    let mut frames: VecDeque<Utf8Bytes> = VecDeque::new();
     loop {
-        tokio::select! {
-            _ = outbox.ready() => {
-                let closed = outbox.drain(&mut frames);
-                let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-                    for frame in frames.drain(..) {
-                        sink.feed(Message::Text(frame)).await?;
-                    }
-                    sink.flush().await
-                })
-                .await;
-                frames.clear();
-                frames.shrink_to(16);
-                outbox.notify_drained();
-                if !matches!(written, Ok(Ok(()))) {
-                    outbox.close(CloseReason::TooSlow);
-                    return;
-                }
-                if let Some(reason) = closed {
-                    if reason == CloseReason::TooSlow {
-                        state.metrics.slow_consumers.inc();
-                    }
-                    close(&mut sink, reason).await;
-                    return;
-                }
+        outbox.ready().await;
+        let drained = outbox.drain(&mut frames);
+        outbox.writing(true);
+        let write = async {
+            for frame in frames.drain(..) {
+                sink.feed(Message::Text(frame)).await?;
             }
-            _ = ping.tick() => {
-                if outbox.silent_for() > idle_after {
-                    outbox.close(CloseReason::Idle);
-                } else if tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await.is_err() {
-                    outbox.close(CloseReason::TooSlow);
-                    return;
-                }
+            if drained.ping {
+                sink.feed(Message::Ping(Default::default())).await?;
             }
-            _ = state.shutdown.cancelled(), if !draining => {
-                draining = true;
-                outbox.close(CloseReason::Draining);
+            sink.flush().await
+        };
+        // No timer per write: the hub's sweeper aborts a write blocked for too long.
+        let written = tokio::select! {
+            written = write => written.is_ok(),
+            _ = outbox.aborted() => false,
+        };
+        outbox.writing(false);
+        frames = VecDeque::new();
+        outbox.notify_drained();
+        if !written {
+            outbox.close(CloseReason::TooSlow);
+            return;
+        }
+        if let Some(reason) = drained.closed {
+            if reason == CloseReason::TooSlow {
+                state.metrics.slow_consumers.inc();
             }
+            // Boxed: rarely needed, and inline it would enlarge every idle writer.
+            Box::pin(close(&mut sink, reason)).await;
+            return;
         }
     }
 }

@@ -52,7 +52,10 @@ pub async fn ws_handler(
     }
     upgrade
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "upgrade failed"))
-        .on_upgrade(move |socket| super::connection::run(socket, state, user))
+        .on_upgrade(move |socket| {
+            let (sink, stream) = futures_util::StreamExt::split(socket);
+            super::connection::run(sink, stream, state, user)
+        })
 }
 
 fn offers_chat_protocol(headers: &HeaderMap) -> bool {

@@ -9,9 +9,8 @@
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// Why the server closes a connection; the writer sends a 1001 frame with `reason()` and
 /// then a close frame with `close_code()`.
@@ -65,20 +64,41 @@ impl CloseReason {
 struct State {
     frames: VecDeque<Utf8Bytes>,
     closed: Option<CloseReason>,
+    /// The sweeper asked for a WebSocket ping.
+    ping: bool,
 }
 
-/// One connection's outbound frames.
+/// What one drain took out of the outbox.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Close after writing the frames, for this reason.
+    pub closed: Option<CloseReason>,
+    /// Send a WebSocket ping after the frames.
+    pub ping: bool,
+}
+
+/// One connection's outbound frames and liveness.
+///
+/// Nothing per connection runs on a timer: the hub's sweeper (one task per node) asks for
+/// pings, closes silent connections and aborts writes stuck too long, so an idle
+/// connection costs no timer and no wake-up.
 pub struct Outbox {
     state: Mutex<State>,
     capacity: usize,
-    /// Wakes the writer when frames arrive or the outbox closes.
+    /// Wakes the writer when frames arrive, a ping is due or the outbox closes.
     ready: Notify,
-    /// Wakes the reader, waiting for room before its next request, after each drain.
+    /// Wakes a reader waiting for room, after each drain and on stop.
     drained: Notify,
-    /// Cancelled when the connection must end, so the reader stops too.
-    stop: CancellationToken,
+    /// Set when the connection must end; the reader stops reading.
+    stopped: AtomicBool,
+    /// Wakes the reader when `stopped` is set.
+    stop_wake: Notify,
+    /// Wakes a writer blocked on a socket that has not taken a byte for too long.
+    abort: Notify,
     /// Unix milliseconds of the last frame (or pong) from the client, for the idle timeout.
     last_seen: AtomicU64,
+    /// Unix milliseconds when the writer started its current write; 0 when not writing.
+    writing_since: AtomicU64,
 }
 
 impl Outbox {
@@ -88,12 +108,16 @@ impl Outbox {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
                 closed: None,
+                ping: false,
             }),
             capacity,
             ready: Notify::new(),
             drained: Notify::new(),
-            stop: CancellationToken::new(),
+            stopped: AtomicBool::new(false),
+            stop_wake: Notify::new(),
+            abort: Notify::new(),
             last_seen: AtomicU64::new(now_millis()),
+            writing_since: AtomicU64::new(0),
         }
     }
 
@@ -109,6 +133,68 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Queues a frame. A full queue closes the connection as too slow; frames pushed after
+    /// closing are dropped. Returns whether the frame was queued.
+    pub fn push(&self, frame: Utf8Bytes) -> bool {
+        let mut state = self.state.lock();
+        if state.closed.is_some() {
+            return false;
+        }
+        if state.frames.len() >= self.capacity {
+            state.closed = Some(CloseReason::TooSlow);
+            drop(state);
+            self.stop();
+            return false;
+        }
+        state.frames.push_back(frame);
+        drop(state);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Closes the connection for `reason` (the first reason wins): queued frames are still
+    /// written, then the 1001 frame and the close frame.
+    pub fn close(&self, reason: CloseReason) {
+        let mut state = self.state.lock();
+        if state.closed.is_none() {
+            state.closed = Some(reason);
+        }
+        drop(state);
+        self.stop();
+    }
+
+    /// Asks the writer for a WebSocket ping.
+    pub fn request_ping(&self) {
+        self.state.lock().ping = true;
+        self.ready.notify_one();
+    }
+
+    /// Gives up on a socket whose write is stuck: the writer stops at once.
+    pub fn abort(&self) {
+        self.close(CloseReason::TooSlow);
+        self.abort.notify_one();
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.ready.notify_one();
+        self.drained.notify_waiters();
+        self.stop_wake.notify_waiters();
+    }
+
+    /// Takes every queued frame (swapping `into`, which must be empty, for the queue); says
+    /// whether to ping and whether to close after them (frames queued before a close are
+    /// still sent). The writer drops the taken queue once written, so an idle connection
+    /// keeps no queue allocation at all.
+    pub fn drain(&self, into: &mut VecDeque<Utf8Bytes>) -> Drained {
+        let mut state = self.state.lock();
+        std::mem::swap(&mut state.frames, into);
+        Drained {
+            closed: state.closed,
+            ping: std::mem::take(&mut state.ping),
+        }
+    }
+
     /// Frames waiting.
     pub fn len(&self) -> usize {
         self.state.lock().frames.len()
@@ -122,17 +208,44 @@ impl Outbox {
     /// Waits until at most half the capacity is queued (or the connection ends), so a
     /// client that does not read stops being served instead of growing the queue.
     pub async fn wait_for_room(&self) {
-        while self.len() > self.capacity / 2 && !self.is_stopped() {
-            tokio::select! {
-                _ = self.drained.notified() => {}
-                _ = self.stop.cancelled() => {}
+        loop {
+            let drained = self.drained.notified();
+            if self.len() <= self.capacity / 2 || self.is_stopped() {
+                return;
             }
+            drained.await;
         }
     }
 
     /// Called by the writer after each drain.
     pub fn notify_drained(&self) {
-        self.drained.notify_one();
+        self.drained.notify_waiters();
+    }
+
+    /// Resolves when frames may be waiting (a permit is kept if nobody waits).
+    pub async fn ready(&self) {
+        self.ready.notified().await
+    }
+
+    /// Resolves when the connection must end.
+    pub async fn stopped(&self) {
+        loop {
+            let woken = self.stop_wake.notified();
+            if self.is_stopped() {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Whether the connection must end.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the sweeper gives up on a stuck write.
+    pub async fn aborted(&self) {
+        self.abort.notified().await
     }
 
     /// Records activity from the client.
@@ -145,61 +258,18 @@ impl Outbox {
         now_millis().saturating_sub(self.last_seen.load(Ordering::Relaxed))
     }
 
-    /// Queues a frame. A full queue closes the connection as too slow; frames pushed after
-    /// closing are dropped. Returns whether the frame was queued.
-    pub fn push(&self, frame: Utf8Bytes) -> bool {
-        let mut state = self.state.lock();
-        if state.closed.is_some() {
-            return false;
+    /// Marks the start (`true`) or end of a write to the socket.
+    pub fn writing(&self, busy: bool) {
+        let at = if busy { now_millis() } else { 0 };
+        self.writing_since.store(at, Ordering::Relaxed);
+    }
+
+    /// Milliseconds the current write has been blocked (0 when not writing).
+    pub fn write_stuck_for(&self) -> u64 {
+        match self.writing_since.load(Ordering::Relaxed) {
+            0 => 0,
+            since => now_millis().saturating_sub(since),
         }
-        if state.frames.len() >= self.capacity {
-            state.closed = Some(CloseReason::TooSlow);
-            drop(state);
-            self.ready.notify_one();
-            self.stop.cancel();
-            return false;
-        }
-        state.frames.push_back(frame);
-        drop(state);
-        self.ready.notify_one();
-        true
-    }
-
-    /// Closes the connection for `reason` (the first reason wins).
-    pub fn close(&self, reason: CloseReason) {
-        let mut state = self.state.lock();
-        if state.closed.is_none() {
-            state.closed = Some(reason);
-        }
-        drop(state);
-        self.ready.notify_one();
-        self.stop.cancel();
-    }
-
-    /// Moves every queued frame into `into` and says whether the outbox is closed (after
-    /// those frames: frames queued before a close are still sent).
-    pub fn drain(&self, into: &mut Vec<Utf8Bytes>) -> Option<CloseReason> {
-        let mut state = self.state.lock();
-        into.extend(state.frames.drain(..));
-        if state.frames.capacity() > 64 {
-            state.frames.shrink_to_fit();
-        }
-        state.closed
-    }
-
-    /// Resolves when frames may be waiting (a permit is kept if nobody waits).
-    pub async fn ready(&self) {
-        self.ready.notified().await
-    }
-
-    /// Resolves when the connection must end.
-    pub async fn stopped(&self) {
-        self.stop.cancelled().await
-    }
-
-    /// Whether the connection must end.
-    pub fn is_stopped(&self) -> bool {
-        self.stop.is_cancelled()
     }
 }
 
@@ -220,8 +290,8 @@ mod tests {
         assert!(outbox.push("a".into()));
         assert!(outbox.push("b".into()));
         assert!(!outbox.push("c".into()));
-        let mut frames = Vec::new();
-        assert_eq!(outbox.drain(&mut frames), Some(CloseReason::TooSlow));
+        let mut frames = VecDeque::new();
+        assert_eq!(outbox.drain(&mut frames).closed, Some(CloseReason::TooSlow));
         assert_eq!(frames.len(), 2);
         assert!(outbox.is_stopped());
     }
@@ -231,7 +301,10 @@ mod tests {
         let outbox = Outbox::new(2);
         outbox.close(CloseReason::Replaced);
         outbox.close(CloseReason::Draining);
-        assert_eq!(outbox.drain(&mut Vec::new()), Some(CloseReason::Replaced));
+        assert_eq!(
+            outbox.drain(&mut VecDeque::new()).closed,
+            Some(CloseReason::Replaced)
+        );
         assert!(!outbox.push("late".into()));
     }
 }

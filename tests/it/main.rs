@@ -13,6 +13,7 @@ mod handshake;
 mod history;
 mod limiter_contract;
 mod limits;
+mod liveness;
 mod load_tool;
 mod multi_device;
 mod private;

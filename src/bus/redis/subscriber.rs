@@ -1,14 +1,15 @@
 //! The subscriber side of `RedisBus`: the one task that owns the node's subscription set,
 //! and the reader that hands messages to the hub.
 //!
-//! The subscription task keeps two sets: `desired` (what the hub asked for, changes applied
-//! in call order) and `applied` (what the server has processed). After each batch of
-//! changes it sends the difference: SUBSCRIBE / UNSUBSCRIBE in chunks (SSUBSCRIBE /
-//! SUNSUBSCRIBE per hash slot when sharded), never with an empty list, each under the
-//! command timeout. Because only this task talks to the subscriber connection, and it always
-//! moves the server towards the latest `desired`, a late unsubscribe cannot overtake a
-//! subscribe. A command that failed or timed out may still run later, so its channels stay
-//! `uncertain` and are sent again (in their desired direction) until a sync succeeds.
+//! The subscription task keeps `desired` (what the hub asked for, changes applied in call
+//! order) and `pending` (channels changed since the last successful sync). After each batch
+//! of changes it sends each pending channel in its desired direction: SUBSCRIBE /
+//! UNSUBSCRIBE in chunks (SSUBSCRIBE / SUNSUBSCRIBE per hash slot when sharded), never with
+//! an empty list, each under the command timeout. Because only this task talks to the
+//! subscriber connection, and it always moves the server towards the latest `desired`, a
+//! late unsubscribe cannot overtake a subscribe. A command that failed or timed out may
+//! still run later, so its channels stay pending and are sent again until a sync succeeds;
+//! after a reconnect every desired channel is pending.
 //!
 //! fred resolves SUBSCRIBE once written, not once processed; a PING on the same connection
 //! afterwards is the barrier (Redis answers in order). SSUBSCRIBE is acknowledged by fred
@@ -65,10 +66,12 @@ pub(super) struct Subscriptions {
     timeout: Duration,
     inbound: Arc<OnceLock<Arc<dyn Inbound>>>,
     stats: Arc<Stats>,
+    /// Every channel the hub wants (kept for resubscribing after a reconnect).
     desired: HashSet<String>,
-    applied: HashSet<String>,
-    /// Channels whose last command failed or timed out: their server state is unknown.
-    uncertain: HashSet<String>,
+    /// Channels changed since the last successful sync, or whose last command failed or
+    /// timed out: the next sync sends each in its desired direction. Only these are looked
+    /// at, so a sync costs the size of the change, not of the whole set.
+    pending: HashSet<String>,
     /// Barriers waiting for the next successful sync.
     waiting: Vec<oneshot::Sender<()>>,
 }
@@ -91,8 +94,7 @@ impl Subscriptions {
             inbound,
             stats,
             desired: HashSet::new(),
-            applied: HashSet::new(),
-            uncertain: HashSet::new(),
+            pending: HashSet::new(),
             waiting: Vec::new(),
         }
     }
@@ -119,9 +121,8 @@ impl Subscriptions {
                 }
                 event = reconnects.recv() => match event {
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // A new connection has no subscriptions; commands fred still
-                        // replays stay `uncertain`.
-                        self.applied.clear();
+                        // A new connection has no subscriptions: send them all again.
+                        self.pending.extend(self.desired.iter().cloned());
                         resync_pending = true;
                         tracing::info!("bus subscriber reconnected; resubscribing");
                     }
@@ -144,7 +145,7 @@ impl Subscriptions {
                         resync_pending = false;
                         self.stats.resubscribed.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(
-                            channels = self.applied.len(),
+                            channels = self.desired.len(),
                             "bus subscriptions restored; asking clients to resync"
                         );
                         if let Some(inbound) = self.inbound.get() {
@@ -166,42 +167,33 @@ impl Subscriptions {
     fn apply(&mut self, change: Change) {
         match change {
             Change::Subscribe(channel) => {
+                self.pending.insert(channel.clone());
                 self.desired.insert(channel);
             }
             Change::Unsubscribe(channel) => {
                 self.desired.remove(&channel);
+                self.pending.insert(channel);
             }
             Change::Barrier(barrier) => self.waiting.push(barrier),
         }
     }
 
-    /// Moves the server to `desired`. On error the unsent and unconfirmed channels stay
-    /// `uncertain` for the next attempt.
+    /// Moves the server to `desired` for the pending channels. On error they stay pending
+    /// (a command that failed or timed out may still have run: the next attempt sends each
+    /// channel again in its desired direction, which is harmless either way).
     async fn sync(&mut self) -> Result<(), String> {
-        let add: Vec<String> = self
-            .desired
-            .iter()
-            .filter(|c| !self.applied.contains(*c) || self.uncertain.contains(*c))
-            .cloned()
-            .collect();
-        let remove: Vec<String> = self
-            .applied
-            .union(&self.uncertain)
-            .filter(|c| !self.desired.contains(*c))
-            .cloned()
-            .collect();
-        if add.is_empty() && remove.is_empty() {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        self.uncertain.extend(add.iter().cloned());
-        self.uncertain.extend(remove.iter().cloned());
-        for channel in &remove {
-            self.applied.remove(channel);
-        }
-        for batch in batches(self.sharded, remove.clone()) {
+        let (add, remove): (Vec<String>, Vec<String>) = self
+            .pending
+            .iter()
+            .cloned()
+            .partition(|c| self.desired.contains(c));
+        for batch in batches(self.sharded, remove) {
             self.send(false, batch).await?;
         }
-        for batch in batches(self.sharded, add.clone()) {
+        for batch in batches(self.sharded, add) {
             self.send(true, batch).await?;
         }
         if !self.sharded {
@@ -211,13 +203,7 @@ impl Subscriptions {
                 .map_err(|_| "subscription barrier timed out".to_string())?
                 .map_err(|e| format!("subscription barrier: {e}"))?;
         }
-        for channel in add {
-            self.uncertain.remove(&channel);
-            self.applied.insert(channel);
-        }
-        for channel in remove {
-            self.uncertain.remove(&channel);
-        }
+        self.pending = HashSet::new();
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use sqlx::{Pool, QueryBuilder, Row};
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use uuid::Uuid;
 
 use crate::ids::{GroupId, UserId};
@@ -332,20 +333,27 @@ impl SqlStore {
         tx: &mut <Db as sqlx::Database>::Connection,
         pairs: &HashSet<(UserId, UserId)>,
     ) -> Result<HashSet<(UserId, UserId)>, sqlx::Error> {
+        let mut blockers: Vec<UserId> = pairs.iter().map(|(blocker, _)| *blocker).collect();
+        blockers.sort_unstable();
+        blockers.dedup();
         let mut found = HashSet::new();
-        let pairs: Vec<_> = pairs.iter().copied().collect();
-        for chunk in pairs.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Db>::new("SELECT blocker_id, blocked_id FROM blocks WHERE ");
-            let mut sep = q.separated(" OR ");
-            for (blocker, blocked) in chunk {
-                sep.push("(blocker_id = ")
-                    .push_bind_unseparated(*blocker)
-                    .push_unseparated(" AND blocked_id = ")
-                    .push_bind_unseparated(*blocked)
-                    .push_unseparated(")");
+        for chunk in blockers.chunks(CHUNK) {
+            // One IN list on the key's first column (cheap for the optimizer; blocks are
+            // few), integers spelled out as literals (text protocol): no statement is
+            // prepared per batch size. The pairs are picked out here.
+            let mut sql = String::from("SELECT blocker_id, blocked_id FROM blocks WHERE blocker_id IN (");
+            for (i, blocker) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let _ = write!(sql, "{blocker}");
             }
-            for row in q.build().fetch_all(&mut *tx).await? {
-                found.insert((row.try_get(0)?, row.try_get(1)?));
+            sql.push(')');
+            for row in sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
+                let pair = (row.try_get(0)?, row.try_get(1)?);
+                if pairs.contains(&pair) {
+                    found.insert(pair);
+                }
             }
         }
         Ok(found)
@@ -410,7 +418,13 @@ impl SqlStore {
         rows: &[&Message],
     ) -> Result<u64, sqlx::Error> {
         let mut inserted = 0;
-        for chunk in rows.chunks(CHUNK) {
+        let mut rest = rows;
+        while !rest.is_empty() {
+            // Power-of-two chunk sizes: at most nine distinct statements, each prepared once
+            // and then reused from the statement cache, whatever the batch sizes.
+            let size = 1 << (usize::BITS - 1 - rest.len().min(256).leading_zeros());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
             let mut q = QueryBuilder::<Db>::new(INSERT_IGNORE);
             q.push(
                 " INTO messages (id, sender_id, recipient_id, group_id, peer_lo, peer_hi, content, client_msg_id, ts) ",
@@ -443,11 +457,16 @@ impl SqlStore {
         ids: &[Uuid],
     ) -> Result<(), sqlx::Error> {
         for chunk in ids.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Db>::new("UPDATE messages SET delivered = 1 WHERE id IN ");
-            q.push_tuples(chunk.iter(), |mut b, id| {
-                b.push_bind(*id);
-            });
-            q.build().execute(&mut *tx).await?;
+            // Ids only, as hex literals (text protocol): nothing to prepare per batch size.
+            let mut sql = String::from("UPDATE messages SET delivered = 1 WHERE id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let _ = write!(sql, "X'{}'", id.simple());
+            }
+            sql.push(')');
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
         }
         Ok(())
     }

@@ -122,6 +122,29 @@ impl Client {
         }
     }
 
+    /// Reads for `window`, answering pings (as every client library does); fails on any
+    /// other frame. How many pings arrived.
+    pub async fn pings_within(&mut self, window: Duration) -> usize {
+        let end = tokio::time::Instant::now() + window;
+        let mut pings = 0;
+        while let Ok(next) = tokio::time::timeout_at(end, self.ws.next()).await {
+            match next {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                other => panic!("user {}: expected only pings, got {other:?}", self.user),
+            }
+        }
+        pings
+    }
+
+    /// Every message, pings included, until the connection ends (`None`).
+    pub async fn next_raw(&mut self) -> Option<Message> {
+        match tokio::time::timeout(WAIT, self.ws.next()).await {
+            Ok(Some(Ok(message))) => Some(message),
+            Ok(_) => None,
+            Err(_) => panic!("user {}: nothing received within {WAIT:?}", self.user),
+        }
+    }
+
     /// The next frame, which must carry `code`.
     pub async fn expect(&mut self, code: u16) -> Value {
         let frame = self.recv().await;
