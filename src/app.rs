@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::hub::Hub;
-use crate::limiter::{MemoryLimiter, RedisLimiter, StrangerLimiter};
+use crate::limiter::{Answered, MemoryLimiter, RedisLimiter, StrangerLimiter};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::state::{AppState, Shared};
@@ -83,6 +83,7 @@ impl Application {
             bus,
             hub,
             limiter,
+            answered: Answered::default(),
             metrics,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -130,7 +131,12 @@ impl Application {
                 sweeper.hub.sweep(server.idle_timeout, STUCK_WRITE);
             }
         });
-        axum::serve(self.listener, router)
+        // Nagle off: the writer already batches what is queued into one write per drain, and
+        // Nagle with the client's delayed ACKs would hold small frames back up to 40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router)
             .with_graceful_shutdown(async move { draining.cancelled().await })
             .await
             .context("serving")?;

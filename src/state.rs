@@ -8,7 +8,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::bus::Bus;
 use crate::hub::Hub;
-use crate::limiter::StrangerLimiter;
+use crate::limiter::{Answered, StrangerLimiter};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::store::{MessageWriter, Store};
@@ -29,6 +29,8 @@ pub struct Shared {
     pub bus: Arc<dyn Bus>,
     pub hub: Arc<Hub>,
     pub limiter: Arc<dyn StrangerLimiter>,
+    /// Pairs known to be past the stranger limit for good: no counter round trip for them.
+    pub answered: Answered,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the node starts draining: connections close with 1012.
     pub shutdown: CancellationToken,

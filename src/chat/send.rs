@@ -22,7 +22,20 @@ impl Session {
         if recipient == self.user {
             return self.refuse(codes::BAD_FRAME, "recipient_id must not be yourself", cid);
         }
-        match self.state.limiter.try_send(self.user, recipient).await {
+        // Counted only when the pair is not known to be talking; `counted` says whether a
+        // failure later must take the count back.
+        let counted = !self.state.answered.contains(self.user, recipient);
+        let verdict = if counted {
+            self.state.limiter.try_send(self.user, recipient).await
+        } else {
+            Ok(Verdict::Answered)
+        };
+        match verdict {
+            Ok(Verdict::Answered) => {
+                if counted {
+                    self.state.answered.insert(self.user, recipient);
+                }
+            }
             Ok(Verdict::Allowed) => {}
             Ok(Verdict::OverLimit) => {
                 match self.state.store.stranger_exempt(self.user, recipient).await {
@@ -33,7 +46,7 @@ impl Session {
                         if let Some(cid) = cid {
                             match self.state.store.find_duplicate(self.user, cid).await {
                                 Ok(Some(InsertOutcome::Duplicate { id, ts, delivered })) => {
-                                    self.state.limiter.undo(self.user, recipient).await;
+                                    self.uncount(counted, recipient).await;
                                     let target = Target::User(recipient);
                                     let message =
                                         Message::new(self.user, target, content, client_msg_id);
@@ -41,7 +54,7 @@ impl Session {
                                 }
                                 Ok(_) => {}
                                 Err(e) => {
-                                    self.state.limiter.undo(self.user, recipient).await;
+                                    self.uncount(counted, recipient).await;
                                     tracing::warn!(error = %e, "duplicate check failed");
                                     return self.not_stored(Some(cid));
                                 }
@@ -55,7 +68,7 @@ impl Session {
                         return self.refuse(codes::STRANGER_LIMIT, &reason, cid);
                     }
                     Err(e) => {
-                        self.state.limiter.undo(self.user, recipient).await;
+                        self.uncount(counted, recipient).await;
                         tracing::warn!(error = %e, "stranger exemption check failed");
                         return self.not_stored(cid);
                     }
@@ -71,7 +84,7 @@ impl Session {
             Ok(written) => written,
             Err(e) => {
                 tracing::warn!(error = %e, "message not stored");
-                self.state.limiter.undo(self.user, recipient).await;
+                self.uncount(counted, recipient).await;
                 return self.not_stored(None);
             }
         };
@@ -79,7 +92,7 @@ impl Session {
         match outcome {
             Err(e) => {
                 tracing::debug!(error = %e, "message not stored");
-                self.state.limiter.undo(self.user, recipient).await;
+                self.uncount(counted, recipient).await;
                 self.not_stored(cid)
             }
             Ok(InsertOutcome::Stored) => {
@@ -93,11 +106,11 @@ impl Session {
                 self.acknowledge(&message, to_recipient.unwrap_or(0) > 0);
             }
             Ok(InsertOutcome::Duplicate { id, ts, delivered }) => {
-                self.state.limiter.undo(self.user, recipient).await;
+                self.uncount(counted, recipient).await;
                 self.acknowledge_duplicate(message, id, ts, delivered);
             }
             Ok(InsertOutcome::Blocked | InsertOutcome::NotMember) => {
-                self.state.limiter.undo(self.user, recipient).await;
+                self.uncount(counted, recipient).await;
                 self.state.metrics.messages_refused.inc();
                 self.refuse(
                     codes::FORBIDDEN,
@@ -162,6 +175,13 @@ impl Session {
                     self.refuse(codes::FORBIDDEN, &reason, cid);
                 }
             }
+        }
+    }
+
+    /// Takes back a counted message that was not stored after all.
+    async fn uncount(&self, counted: bool, recipient: UserId) {
+        if counted {
+            self.state.limiter.undo(self.user, recipient).await;
         }
     }
 

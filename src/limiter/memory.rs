@@ -50,13 +50,13 @@ impl StrangerLimiter for MemoryLimiter {
             };
         }
         count.sent = count.sent.saturating_add(1);
-        if count.sent <= self.limit {
-            return Ok(Verdict::Allowed);
-        }
+        let sent = count.sent;
         let answered = counts
             .get(&(to, from))
             .is_some_and(|c| c.expires > now && c.sent > 0);
         Ok(if answered {
+            Verdict::Answered
+        } else if sent <= self.limit {
             Verdict::Allowed
         } else {
             Verdict::OverLimit

@@ -3,14 +3,16 @@
 //! Contract, for every implementation (`MemoryLimiter`, `RedisLimiter`):
 //! - `try_send(from, to)` counts one message and allows it while `from` has sent at most
 //!   `limit` within the window (counted from the first), or while `to` has sent to `from`
-//!   within the window (they are talking).
+//!   within the window (they are talking: `Verdict::Answered`).
 //! - `undo(from, to)` takes back one counted message that was not stored after all.
 //! - The counters are a fast path, not the record: when they refuse, the caller asks the
 //!   store whether the pair is exempt (mutual follows, or `to` ever answered).
 
+mod answered;
 mod memory;
 mod redis;
 
+pub use answered::Answered;
 pub use memory::MemoryLimiter;
 pub use redis::RedisLimiter;
 
@@ -21,7 +23,12 @@ use crate::ids::UserId;
 /// What the counters say about one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Allowed: `to` has written to `from`, so the limit is gone for good (callers may
+    /// remember it: see `Answered`).
+    Answered,
+    /// Allowed: within the limit.
     Allowed,
+    /// Refused by the counters (the store may still exempt the pair).
     OverLimit,
 }
 

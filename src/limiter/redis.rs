@@ -18,7 +18,8 @@ use crate::ids::UserId;
 use crate::settings::BusSettings;
 
 /// KEYS: the `(from, to)` counter, the `(to, from)` counter. ARGV: `send` or `undo`, the
-/// window in milliseconds, the limit. Returns 1 (allowed) or 0 (over the limit).
+/// window in milliseconds, the limit. Returns 2 (allowed: `to` has written to `from`),
+/// 1 (allowed: within the limit) or 0 (over the limit).
 const SCRIPT: &str = r"
 if ARGV[1] == 'undo' then
   if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
@@ -30,10 +31,10 @@ local sent = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-if sent <= tonumber(ARGV[3]) then
-  return 1
-end
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+  return 2
+end
+if sent <= tonumber(ARGV[3]) then
   return 1
 end
 return 0
@@ -105,6 +106,7 @@ impl RedisLimiter {
 impl StrangerLimiter for RedisLimiter {
     async fn try_send(&self, from: UserId, to: UserId) -> Result<Verdict, LimiterError> {
         match self.call("send", from, to).await {
+            Ok(2) => Ok(Verdict::Answered),
             Ok(1) => Ok(Verdict::Allowed),
             Ok(_) => Ok(Verdict::OverLimit),
             Err(e) => Err(LimiterError(e.to_string())),

@@ -6,7 +6,9 @@
 //! load instead of transactions per second bounding it. A connection waits for its own
 //! answer, so its messages stay in order.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -58,32 +60,101 @@ impl MessageWriter {
     }
 }
 
+/// Delivered marks wait at most this long before they are written…
+const MARKS_MAX_AGE: Duration = Duration::from_millis(200);
+/// …or until this many are waiting.
+const MARKS_MAX: usize = 2048;
+
+/// Delivered marks not yet written. They are written in bulk with a later batch (one
+/// statement every `MARKS_MAX_AGE` instead of one per batch); until then a duplicate found
+/// by this node is answered from here, so its answer is exact. Another node may answer
+/// 2101 for a repeat within that time.
+#[derive(Default)]
+struct Marks {
+    ids: HashSet<Uuid>,
+    since: Option<Instant>,
+}
+
+impl Marks {
+    fn add(&mut self, id: Uuid) {
+        self.ids.insert(id);
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn due(&self) -> bool {
+        self.ids.len() >= MARKS_MAX || self.since.is_some_and(|t| t.elapsed() >= MARKS_MAX_AGE)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.since.map(|t| t + MARKS_MAX_AGE)
+    }
+
+    fn written(&mut self) {
+        self.ids.clear();
+        self.since = None;
+    }
+
+    async fn flush(&mut self, store: &dyn Store) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let ids: Vec<Uuid> = self.ids.iter().copied().collect();
+        match store.mark_delivered(&ids).await {
+            Ok(()) => self.written(),
+            Err(e) => tracing::warn!(error = %e, "delivered flags not recorded yet"),
+        }
+    }
+}
+
 async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: usize) {
     let mut ops = Vec::with_capacity(batch_max);
+    let mut marks = Marks::default();
     // One transaction at a time, in arrival order: a delivered mark queued before a later
-    // insert is committed before that insert looks for duplicates, so a repeated
-    // client_msg_id always gets the first message's code.
-    while rx.recv_many(&mut ops, batch_max).await > 0 {
+    // insert is known (written, or waiting in `marks`) when that insert looks for
+    // duplicates, so a repeated client_msg_id gets the first message's code.
+    loop {
+        let received = match marks.deadline() {
+            None => rx.recv_many(&mut ops, batch_max).await,
+            Some(deadline) => {
+                match tokio::time::timeout_at(deadline.into(), rx.recv_many(&mut ops, batch_max))
+                    .await
+                {
+                    Ok(received) => received,
+                    Err(_) => {
+                        marks.flush(store.as_ref()).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        if received == 0 {
+            marks.flush(store.as_ref()).await;
+            return;
+        }
         let mut messages = Vec::with_capacity(ops.len());
         let mut replies = Vec::with_capacity(ops.len());
-        let mut delivered = Vec::new();
         for op in ops.drain(..) {
             match op {
                 Op::Insert(m, reply) => {
                     messages.push(m);
                     replies.push(reply);
                 }
-                Op::Delivered(id) => delivered.push(id),
+                Op::Delivered(id) => marks.add(id),
             }
         }
         if messages.is_empty() {
-            if let Err(e) = store.mark_delivered(&delivered).await {
-                tracing::warn!(error = %e, "delivered flags not recorded");
+            if marks.due() {
+                marks.flush(store.as_ref()).await;
             }
             continue;
         }
-        let started = std::time::Instant::now();
-        let result = store.insert_messages(&messages, &delivered).await;
+        let flushing: Vec<Uuid> = if marks.due() {
+            marks.ids.iter().copied().collect()
+        } else {
+            Vec::new()
+        };
+        let started = Instant::now();
+        let result = store.insert_messages(&messages, &flushing).await;
         tracing::debug!(
             batch = messages.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -91,8 +162,18 @@ async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: u
         );
         match result {
             Ok(outcomes) => {
-                for ((reply, message), outcome) in replies.into_iter().zip(messages).zip(outcomes) {
+                for ((reply, message), mut outcome) in
+                    replies.into_iter().zip(messages).zip(outcomes)
+                {
+                    if let InsertOutcome::Duplicate { id, delivered, .. } = &mut outcome
+                        && marks.ids.contains(id)
+                    {
+                        *delivered = true;
+                    }
                     let _ = reply.send((message, Ok(outcome)));
+                }
+                if !flushing.is_empty() {
+                    marks.written();
                 }
             }
             Err(e) => {

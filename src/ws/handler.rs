@@ -11,6 +11,10 @@ use crate::http::ApiError;
 use crate::ids::UserId;
 use crate::state::AppState;
 
+/// Bytes of frames gathered before a write to the socket (the writer flushes at the end of
+/// each drain anyway).
+const WRITE_BATCH_BYTES: usize = 4096;
+
 /// The WebSocket endpoint.
 pub async fn ws_handler(
     State(state): State<AppState>,
@@ -38,9 +42,9 @@ pub async fn ws_handler(
     let server = &state.settings.server;
     let mut upgrade = upgrade
         .read_buffer_size(server.read_buffer_bytes)
-        // Write each frame as it comes (the writer flushes per batch anyway); the write
-        // buffer then only grows while a socket is slow, up to the cap below.
-        .write_buffer_size(0)
+        // Frames drained together go out in one write (one syscall, one TCP segment when
+        // they fit); the buffer grows only to what one drain holds.
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_write_buffer_size(server.max_frame_bytes.max(64 * 1024) * 4)
         // Twice our limit: a message up to that size is read whole and then refused with
         // close 1009 (connection.rs), so no unread input resets the connection before the

@@ -8,6 +8,8 @@ use crate::settings::StorageSettings;
 type Db = sqlx::MySql;
 const INSERT_IGNORE: &str = "INSERT IGNORE";
 const BEGIN_WRITE: &str = "BEGIN";
+/// COMMIT rides in the INSERT's request (it reports 0 rows, so the count stays right).
+const COMMIT_WITH_INSERT: bool = true;
 const INSERT_GROUP: &str = "INSERT IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
 const INSERT_FOLLOW: &str =
     "INSERT IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
@@ -17,6 +19,14 @@ const INSERT_BLOCK: &str =
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
 include!("queries.rs");
+include!("batch.rs");
+
+/// A UTF-8 string literal: hexadecimal with a character set introducer, so it compares
+/// and stores as text (with the column's collation) whatever bytes it holds.
+fn text_literal(sql: &mut String, s: &str) {
+    sql.push_str("_utf8mb4 ");
+    push_hex(sql, s.as_bytes());
+}
 
 impl SqlStore {
     /// Connects to `settings.url` (`mysql://…`), migrating first if `settings.migrate`.

@@ -195,90 +195,6 @@ impl SqlStore {
         Ok(())
     }
 
-    /// One attempt of `insert_messages`.
-    async fn insert_batch(
-        &self,
-        batch: &[Message],
-        delivered: &[Uuid],
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let block_keys: HashSet<(UserId, UserId)> = batch
-            .iter()
-            .filter_map(|m| match m.target {
-                Target::User(r) => Some((r, m.sender_id)),
-                Target::Group(_) => None,
-            })
-            .collect();
-        let member_keys: HashSet<(GroupId, UserId)> = batch
-            .iter()
-            .filter_map(|m| match &m.target {
-                Target::Group(g) => Some((g.clone(), m.sender_id)),
-                Target::User(_) => None,
-            })
-            .collect();
-
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        Self::set_delivered(&mut tx, delivered).await?;
-        let blocked = if block_keys.is_empty() {
-            HashSet::new()
-        } else {
-            Self::blocked_pairs(&mut tx, &block_keys).await?
-        };
-        let members = if member_keys.is_empty() {
-            HashSet::new()
-        } else {
-            Self::member_pairs(&mut tx, &member_keys).await?
-        };
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut accepted = Vec::with_capacity(batch.len());
-        for m in batch {
-            let outcome = match &m.target {
-                Target::User(r) if blocked.contains(&(*r, m.sender_id)) => InsertOutcome::Blocked,
-                Target::Group(g) if !members.contains(&(g.clone(), m.sender_id)) => {
-                    InsertOutcome::NotMember
-                }
-                _ => {
-                    accepted.push(m);
-                    InsertOutcome::Stored
-                }
-            };
-            outcomes.push(outcome);
-        }
-        let ignored = if accepted.is_empty() {
-            false
-        } else {
-            Self::insert_rows(&mut tx, &accepted).await? < accepted.len() as u64
-        };
-        // A repeated (sender, client_msg_id) names the first message, whatever else would
-        // refuse it now: rows ignored by the insert (only a repeat can cause that), and
-        // refused messages that were stored before the block or the removal.
-        let keys: Vec<(UserId, &str)> = batch
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| ignored || **o != InsertOutcome::Stored)
-            .filter_map(|(m, _)| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
-            .collect();
-        if !keys.is_empty() {
-            let first = Self::first_by_client_id(&mut tx, &keys).await?;
-            for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-                let Some(client_id) = &m.client_msg_id else { continue };
-                if let Some((id, ts, delivered)) = first.get(&(m.sender_id, client_id.clone()))
-                    && *id != m.id
-                {
-                    *outcome = InsertOutcome::Duplicate {
-                        id: *id,
-                        ts: *ts,
-                        delivered: *delivered,
-                    };
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
     /// One attempt of `mark_read`.
     async fn mark_read_once(&self, user: UserId, id: Uuid) -> Result<ReadOutcome, StoreError> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?");
@@ -328,62 +244,6 @@ impl SqlStore {
         }
     }
 
-    /// Which (blocker, blocked) pairs among `pairs` exist.
-    async fn blocked_pairs(
-        tx: &mut <Db as sqlx::Database>::Connection,
-        pairs: &HashSet<(UserId, UserId)>,
-    ) -> Result<HashSet<(UserId, UserId)>, sqlx::Error> {
-        let mut blockers: Vec<UserId> = pairs.iter().map(|(blocker, _)| *blocker).collect();
-        blockers.sort_unstable();
-        blockers.dedup();
-        let mut found = HashSet::new();
-        for chunk in blockers.chunks(CHUNK) {
-            // One IN list on the key's first column (cheap for the optimizer; blocks are
-            // few), integers spelled out as literals (text protocol): no statement is
-            // prepared per batch size. The pairs are picked out here.
-            let mut sql = String::from("SELECT blocker_id, blocked_id FROM blocks WHERE blocker_id IN (");
-            for (i, blocker) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let _ = write!(sql, "{blocker}");
-            }
-            sql.push(')');
-            for row in sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
-                let pair = (row.try_get(0)?, row.try_get(1)?);
-                if pairs.contains(&pair) {
-                    found.insert(pair);
-                }
-            }
-        }
-        Ok(found)
-    }
-
-    /// Which (group, user) pairs among `pairs` are memberships.
-    async fn member_pairs(
-        tx: &mut <Db as sqlx::Database>::Connection,
-        pairs: &HashSet<(GroupId, UserId)>,
-    ) -> Result<HashSet<(GroupId, UserId)>, sqlx::Error> {
-        let mut found = HashSet::new();
-        let pairs: Vec<_> = pairs.iter().cloned().collect();
-        for chunk in pairs.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Db>::new("SELECT group_id, user_id FROM group_members WHERE ");
-            let mut sep = q.separated(" OR ");
-            for (group, user) in chunk {
-                sep.push("(group_id = ")
-                    .push_bind_unseparated(group.to_string())
-                    .push_unseparated(" AND user_id = ")
-                    .push_bind_unseparated(*user)
-                    .push_unseparated(")");
-            }
-            for row in q.build().fetch_all(&mut *tx).await? {
-                let group: String = row.try_get(0)?;
-                found.insert((GroupId::from(group), row.try_get(1)?));
-            }
-        }
-        Ok(found)
-    }
-
     /// The first message of each (sender, client_msg_id) among `keys`: id, ts, delivered.
     async fn first_by_client_id(
         tx: &mut <Db as sqlx::Database>::Connection,
@@ -411,64 +271,6 @@ impl SqlStore {
             }
         }
         Ok(found)
-    }
-
-    async fn insert_rows(
-        tx: &mut <Db as sqlx::Database>::Connection,
-        rows: &[&Message],
-    ) -> Result<u64, sqlx::Error> {
-        let mut inserted = 0;
-        let mut rest = rows;
-        while !rest.is_empty() {
-            // Power-of-two chunk sizes: at most nine distinct statements, each prepared once
-            // and then reused from the statement cache, whatever the batch sizes.
-            let size = 1 << (usize::BITS - 1 - rest.len().min(256).leading_zeros());
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let mut q = QueryBuilder::<Db>::new(INSERT_IGNORE);
-            q.push(
-                " INTO messages (id, sender_id, recipient_id, group_id, peer_lo, peer_hi, content, client_msg_id, ts) ",
-            );
-            q.push_values(chunk.iter(), |mut b, m| {
-                let (recipient, group, lo, hi) = match &m.target {
-                    Target::User(r) => {
-                        let (lo, hi) = pair(m.sender_id, *r);
-                        (Some(*r), None, Some(lo), Some(hi))
-                    }
-                    Target::Group(g) => (None, Some(g.to_string()), None, None),
-                };
-                b.push_bind(m.id)
-                    .push_bind(m.sender_id)
-                    .push_bind(recipient)
-                    .push_bind(group)
-                    .push_bind(lo)
-                    .push_bind(hi)
-                    .push_bind(m.content.clone())
-                    .push_bind(m.client_msg_id.clone())
-                    .push_bind(m.ts);
-            });
-            inserted += q.build().execute(&mut *tx).await?.rows_affected();
-        }
-        Ok(inserted)
-    }
-
-    async fn set_delivered(
-        tx: &mut <Db as sqlx::Database>::Connection,
-        ids: &[Uuid],
-    ) -> Result<(), sqlx::Error> {
-        for chunk in ids.chunks(CHUNK) {
-            // Ids only, as hex literals (text protocol): nothing to prepare per batch size.
-            let mut sql = String::from("UPDATE messages SET delivered = 1 WHERE id IN (");
-            for (i, id) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let _ = write!(sql, "X'{}'", id.simple());
-            }
-            sql.push(')');
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
-        }
-        Ok(())
     }
 
     async fn add_members(
@@ -529,8 +331,12 @@ impl Store for SqlStore {
     }
 
     async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(Self::set_delivered(&mut conn, ids).await?)
+        let mut sql = String::new();
+        push_delivered(&mut sql, ids);
+        if !sql.is_empty() {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     async fn take_unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {

@@ -12,6 +12,8 @@ const INSERT_IGNORE: &str = "INSERT OR IGNORE";
 /// Take the write lock at the start, so a transaction that reads then writes cannot fail
 /// with SQLITE_BUSY halfway.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// SQLite reports the previous statement's changes again for COMMIT: commit on its own.
+const COMMIT_WITH_INSERT: bool = false;
 const INSERT_GROUP: &str = "INSERT OR IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
 const INSERT_FOLLOW: &str =
     "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
@@ -21,6 +23,14 @@ const INSERT_BLOCK: &str =
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 include!("queries.rs");
+include!("batch.rs");
+
+/// A UTF-8 string literal: a hexadecimal blob cast to text, whatever bytes it holds.
+fn text_literal(sql: &mut String, s: &str) {
+    sql.push_str("CAST(");
+    push_hex(sql, s.as_bytes());
+    sql.push_str(" AS TEXT)");
+}
 
 impl SqlStore {
     /// Opens (creating if missing) the file of `settings.url` (`sqlite:PATH`), migrating
