@@ -92,7 +92,8 @@ pub struct StorageSettings {
     pub migrate: bool,
     /// Connection pool size. Default 16 (MySQL), SQLite uses at most 4 readers and 1 writer.
     pub max_connections: u32,
-    /// Longest wait for a pooled connection before a request fails with 5000. Default `3s`.
+    /// Longest wait for a pooled connection before a request fails with 5000: long enough
+    /// for a reconnect storm's syncs to queue rather than fail. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
     /// Most messages written in one transaction by the batching writer. Default 512.
@@ -105,7 +106,7 @@ impl Default for StorageSettings {
             url: Secret::from("sqlite:data/chat.db"),
             migrate: true,
             max_connections: 16,
-            acquire_timeout: Duration::from_secs(3),
+            acquire_timeout: Duration::from_secs(10),
             batch_max: 512,
         }
     }

@@ -114,38 +114,25 @@ impl SqlStore {
     }
 
     /// The oldest `limit` unread messages of `user`, private and group merged, oldest first.
+    /// Both lookups go in one request (integers written as literals).
     async fn unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {
         let fetch = i64::from(limit) + 1;
-        let private_sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = ? AND is_read = 0 ORDER BY id LIMIT ?"
+        let group_columns = MESSAGE_COLUMNS
+            .split(", ")
+            .map(|c| format!("m.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = {user} AND is_read = 0 ORDER BY id LIMIT {fetch};\
+             SELECT {group_columns} FROM group_members gm JOIN messages m ON m.group_id = gm.group_id AND m.id > gm.last_read \
+             WHERE gm.user_id = {user} AND m.sender_id <> {user} ORDER BY m.id LIMIT {fetch};"
         );
-        let mut rows = Vec::new();
-        for row in sqlx::query(sqlx::AssertSqlSafe(private_sql))
-            .bind(user)
-            .bind(fetch)
+        let mut rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?
-        {
-            rows.push(message_from_row(&row)?);
-        }
-        let group_sql = format!(
-            "SELECT {} FROM group_members gm JOIN messages m ON m.group_id = gm.group_id AND m.id > gm.last_read \
-             WHERE gm.user_id = ? AND m.sender_id <> ? ORDER BY m.id LIMIT ?",
-            MESSAGE_COLUMNS
-                .split(", ")
-                .map(|c| format!("m.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        for row in sqlx::query(sqlx::AssertSqlSafe(group_sql))
-            .bind(user)
-            .bind(user)
-            .bind(fetch)
-            .fetch_all(&self.pool)
-            .await?
-        {
-            rows.push(message_from_row(&row)?);
-        }
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         rows.sort_by_key(|m| m.id);
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
@@ -155,22 +142,24 @@ impl SqlStore {
         })
     }
 
-    /// Marks the messages a sync returned read for `user`, in one transaction.
+    /// Marks the messages a sync returned read for `user`: one transaction, one request.
     async fn mark_returned_read(&self, user: UserId, rows: &[Message]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut sql = String::from(BEGIN_WRITE);
+        sql.push(';');
         let private_ids: Vec<Uuid> = rows
             .iter()
             .filter(|m| matches!(m.target, Target::User(_)))
             .map(|m| m.id)
             .collect();
         for chunk in private_ids.chunks(CHUNK) {
-            let mut q =
-                QueryBuilder::<Db>::new("UPDATE messages SET is_read = 1 WHERE recipient_id = ");
-            q.push_bind(user).push(" AND id IN ");
-            q.push_tuples(chunk.iter(), |mut b, id| {
-                b.push_bind(*id);
-            });
-            q.build().execute(&mut *tx).await?;
+            let _ = write!(sql, "UPDATE messages SET is_read = 1 WHERE recipient_id = {user} AND id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                push_id(&mut sql, id);
+            }
+            sql.push_str(");");
         }
         // Returned oldest first, so each group's returned messages are a prefix of its
         // unread ones: moving the marker to the newest returned is exact.
@@ -181,17 +170,22 @@ impl SqlStore {
             }
         }
         for (group, id) in newest {
-            sqlx::query(
-                "UPDATE group_members SET last_read = ? WHERE group_id = ? AND user_id = ? AND last_read < ?",
-            )
-            .bind(id)
-            .bind(group)
-            .bind(user)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            sql.push_str("UPDATE group_members SET last_read = ");
+            push_id(&mut sql, &id);
+            sql.push_str(" WHERE group_id = ");
+            text_literal(&mut sql, group);
+            let _ = write!(sql, " AND user_id = {user} AND last_read < ");
+            push_id(&mut sql, &id);
+            sql.push(';');
         }
-        tx.commit().await?;
+        sql.push_str("COMMIT;");
+        let mut conn = self.pool.acquire().await?;
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await {
+            if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
+                let _ = conn.close().await;
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 
