@@ -44,7 +44,7 @@ impl Session {
                         // A retry of a message stored before the limit was reached is told
                         // it was stored, like any repeated client_msg_id.
                         if let Some(cid) = cid {
-                            match self.state.store.find_duplicate(self.user, cid).await {
+                            match self.state.writer.find_duplicate(self.user, cid).await {
                                 Ok(Some(InsertOutcome::Duplicate { id, ts, delivered })) => {
                                     self.uncount(counted, recipient).await;
                                     let target = Target::User(recipient);
@@ -199,8 +199,8 @@ impl Session {
     }
 
     fn acknowledge(&self, message: &Message, delivered: bool) {
-        if delivered && message.client_msg_id.is_some() {
-            self.state.writer.delivered(message.id);
+        if !delivered && message.client_msg_id.is_some() {
+            self.state.writer.undelivered(message.id);
         }
         self.outbox.reply(server::stored(message, delivered));
     }

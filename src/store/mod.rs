@@ -125,12 +125,13 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores a batch atomically, refusing blocked senders and non-members, and naming
-    /// duplicates of earlier `client_msg_id`s. One outcome per message, in order. In the same
-    /// transaction and first, records `delivered` (see `mark_delivered`).
+    /// duplicates of earlier `client_msg_id`s. One outcome per message, in order. Messages are
+    /// stored as delivered; in the same transaction and first, records `undelivered` (see
+    /// `mark_undelivered`).
     async fn insert_messages(
         &self,
         batch: &[Message],
-        delivered: &[Uuid],
+        undelivered: &[Uuid],
     ) -> Result<Vec<InsertOutcome>, StoreError>;
     /// The first message `sender` sent with `client_msg_id`, as the `Duplicate` outcome a
     /// repeat of it gets; `None` if there is none. For refusals decided before storing (the
@@ -140,8 +141,10 @@ pub trait Store: Send + Sync + 'static {
         sender: UserId,
         client_msg_id: &str,
     ) -> Result<Option<InsertOutcome>, StoreError>;
-    /// Records that these messages reached an online device (the code a duplicate gets).
-    async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+    /// Records that these messages reached no online device (the code a duplicate gets:
+    /// 2101 rather than 2100). Messages are stored as delivered because most are; only the
+    /// others are written twice.
+    async fn mark_undelivered(&self, ids: &[Uuid]) -> Result<(), StoreError>;
 
     /// The oldest `limit` unread messages of `user` (private and group), oldest first; the
     /// returned ones become read.

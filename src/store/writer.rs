@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{InsertOutcome, Store, StoreError};
+use crate::ids::UserId;
 use crate::message::Message;
 
 /// Queued operations before `insert` waits (backpressure).
@@ -21,9 +22,13 @@ const QUEUE: usize = 16 * 1024;
 /// The answer to one insert: the message back (no copy was made) and what became of it.
 pub type Written = (Message, Result<InsertOutcome, Arc<StoreError>>);
 
+/// The answer to a duplicate lookup.
+type Found = Result<Option<InsertOutcome>, StoreError>;
+
 enum Op {
     Insert(Message, oneshot::Sender<Written>),
-    Delivered(Uuid),
+    Undelivered(Uuid),
+    FindDuplicate(UserId, String, oneshot::Sender<Found>),
 }
 
 /// Handle to the batching writer; cheap to clone.
@@ -52,23 +57,43 @@ impl MessageWriter {
         answer.await.map_err(|_| Arc::new(StoreError::Stopped))
     }
 
-    /// Records, in a later batch, that a message reached an online device. Never waits.
-    pub fn delivered(&self, id: Uuid) {
+    /// The first message `sender` sent with `client_msg_id`, as `Store::find_duplicate`, but
+    /// in order with this writer's batches and with the code of marks not yet written.
+    pub async fn find_duplicate(
+        &self,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<InsertOutcome>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Op::FindDuplicate(sender, client_msg_id.to_string(), reply))
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Records, in a later batch, that a message reached no online device (messages are
+    /// stored as delivered). Never waits.
+    pub fn undelivered(&self, id: Uuid) {
         // Only the answer to a repeated client_msg_id reads it: dropping one under overload
         // is harmless.
-        let _ = self.tx.try_send(Op::Delivered(id));
+        let _ = self.tx.try_send(Op::Undelivered(id));
     }
 }
 
-/// Delivered marks wait at most this long before they are written…
+/// Undelivered marks wait at most this long before they are written…
 const MARKS_MAX_AGE: Duration = Duration::from_millis(200);
 /// …or until this many are waiting.
 const MARKS_MAX: usize = 2048;
 
-/// Delivered marks not yet written. They are written in bulk with a later batch (one
+/// Undelivered marks not yet written. They are written in bulk with a later batch (one
 /// statement every `MARKS_MAX_AGE` instead of one per batch); until then a duplicate found
 /// by this node is answered from here, so its answer is exact. Another node may answer
-/// 2101 for a repeat within that time.
+/// 2100 for a repeat within that time.
+///
+/// Only messages that reached nobody are marked: in a busy chat most messages reach an
+/// online device, and writing each row a second time cost the database more than the
+/// insert's own secondary indexes.
 #[derive(Default)]
 struct Marks {
     ids: HashSet<Uuid>,
@@ -99,9 +124,9 @@ impl Marks {
             return;
         }
         let ids: Vec<Uuid> = self.ids.iter().copied().collect();
-        match store.mark_delivered(&ids).await {
+        match store.mark_undelivered(&ids).await {
             Ok(()) => self.written(),
-            Err(e) => tracing::warn!(error = %e, "delivered flags not recorded yet"),
+            Err(e) => tracing::warn!(error = %e, "undelivered flags not recorded yet"),
         }
     }
 }
@@ -109,7 +134,7 @@ impl Marks {
 async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: usize) {
     let mut ops = Vec::with_capacity(batch_max);
     let mut marks = Marks::default();
-    // One transaction at a time, in arrival order: a delivered mark queued before a later
+    // One transaction at a time, in arrival order: an undelivered mark queued before a later
     // insert is known (written, or waiting in `marks`) when that insert looks for
     // duplicates, so a repeated client_msg_id gets the first message's code.
     loop {
@@ -139,7 +164,16 @@ async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: u
                     messages.push(m);
                     replies.push(reply);
                 }
-                Op::Delivered(id) => marks.add(id),
+                Op::Undelivered(id) => marks.add(id),
+                Op::FindDuplicate(sender, client_msg_id, reply) => {
+                    let mut found = store.find_duplicate(sender, &client_msg_id).await;
+                    if let Ok(Some(InsertOutcome::Duplicate { id, delivered, .. })) = &mut found
+                        && marks.ids.contains(id)
+                    {
+                        *delivered = false;
+                    }
+                    let _ = reply.send(found);
+                }
             }
         }
         if messages.is_empty() {
@@ -168,7 +202,7 @@ async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: u
                     if let InsertOutcome::Duplicate { id, delivered, .. } = &mut outcome
                         && marks.ids.contains(id)
                     {
-                        *delivered = true;
+                        *delivered = false;
                     }
                     let _ = reply.send((message, Ok(outcome)));
                 }

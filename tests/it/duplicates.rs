@@ -41,6 +41,20 @@ async fn offline_first_repeats_2101(backend: Backend) {
     assert_eq!(unread.len(), 1);
     assert_eq!(unread[0]["content"], "first try");
     assert_eq!(unread[0]["client_msg_id"], "d-1");
+    // Once the offline flag has reached the database (it is written in bulk), a repeat from
+    // a new connection, answered from storage, is still told 2101.
+    let written = "SELECT COUNT(*) FROM messages WHERE client_msg_id = 'd-1' AND delivered = 0";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.sql_int(written).await != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "offline flag never written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut again_from = Client::connect(&app, 1).await;
+    again_from.send(private(2, "third try", "d-1")).await;
+    same_message(&first, &again_from.recv().await);
 }
 
 async fn delivered_first_repeats_2100(backend: Backend) {

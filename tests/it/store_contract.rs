@@ -105,13 +105,13 @@ async fn insert_batch_with_mixed_outcomes(backend: Backend) {
             InsertOutcome::Duplicate {
                 id: earlier.id,
                 ts: earlier.ts,
-                delivered: false
+                delivered: true
             },
             InsertOutcome::Stored,
             InsertOutcome::Duplicate {
                 id: batch[5].id,
                 ts: batch[5].ts,
-                delivered: false
+                delivered: true
             },
             InsertOutcome::NotMember,
             InsertOutcome::Stored,
@@ -167,7 +167,7 @@ async fn insert_batch_is_atomic(backend: Backend) {
         .insert_messages(&[good.clone(), bad], std::slice::from_ref(&first.id))
         .await;
     assert!(result.is_err(), "{result:?}");
-    // Nothing of the failed batch happened: neither the good message nor the delivered mark.
+    // Nothing of the failed batch happened: neither the good message nor the undelivered mark.
     let page = s.private_history(1, 2, Cursor::NOW, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![first.id]);
     let again = to_user(1, 2, "first", Some("a0"));
@@ -176,7 +176,7 @@ async fn insert_batch_is_atomic(backend: Backend) {
         vec![InsertOutcome::Duplicate {
             id: first.id,
             ts: first.ts,
-            delivered: false
+            delivered: true
         }]
     );
     // The same good message in a later batch is stored (its client_msg_id is unused).
@@ -185,15 +185,15 @@ async fn insert_batch_is_atomic(backend: Backend) {
     assert_eq!(ids(&page.messages), vec![good.id, first.id]);
 }
 
-async fn delivered_marks_name_the_first_code(backend: Backend) {
+async fn undelivered_marks_name_the_first_code(backend: Backend) {
     let f = fixture(backend).await;
     let s = &*f.store;
     let a = to_user(1, 2, "a", Some("d-a"));
     let b = to_user(1, 2, "b", Some("d-b"));
     let c = to_user(1, 2, "c", Some("d-c"));
     store_all(s, &[a.clone(), b.clone(), c.clone()]).await;
-    s.mark_delivered(&[a.id]).await.unwrap();
-    s.mark_delivered(&[]).await.unwrap();
+    s.mark_undelivered(&[a.id]).await.unwrap();
+    s.mark_undelivered(&[]).await.unwrap();
     // Marks may also ride on the next batch, applied before its duplicate checks.
     let repeat_b = to_user(1, 2, "b", Some("d-b"));
     let outcomes = s
@@ -205,9 +205,10 @@ async fn delivered_marks_name_the_first_code(backend: Backend) {
         vec![InsertOutcome::Duplicate {
             id: b.id,
             ts: b.ts,
-            delivered: true
+            delivered: false
         }]
     );
+    // Unmarked messages are stored as delivered.
     let repeats = [
         to_user(1, 2, "a", Some("d-a")),
         to_user(1, 2, "c", Some("d-c")),
@@ -219,12 +220,12 @@ async fn delivered_marks_name_the_first_code(backend: Backend) {
             InsertOutcome::Duplicate {
                 id: a.id,
                 ts: a.ts,
-                delivered: true
+                delivered: false
             },
             InsertOutcome::Duplicate {
                 id: c.id,
                 ts: c.ts,
-                delivered: false
+                delivered: true
             },
         ]
     );
@@ -591,7 +592,7 @@ async fn reconnecting_keeps_everything(backend: Backend) {
 on_both_backends!(
     insert_batch_with_mixed_outcomes,
     insert_batch_is_atomic,
-    delivered_marks_name_the_first_code,
+    undelivered_marks_name_the_first_code,
     take_unread_oldest_first_then_read,
     group_unread_starts_at_joining,
     private_history_pages,

@@ -1,7 +1,7 @@
 // The batching writer's transaction, included next to queries.rs in each backend module
 // (which also defines `text_literal`, the dialect's UTF-8 string literal).
 //
-// One batch is one transaction in two round trips: (1) BEGIN, the delivered marks, and the
+// One batch is one transaction in two round trips: (1) BEGIN, the undelivered marks, and the
 // block and membership lookups, as one multi-statement request; (2) the multi-row INSERT and
 // COMMIT. A third, rare one looks up earlier copies of repeated client_msg_ids.
 //
@@ -12,10 +12,10 @@
 /// Largest SQL text of one request, well under MySQL's default `max_allowed_packet` (16 MiB).
 const MAX_REQUEST_BYTES: usize = 4 << 20;
 
-/// Appends `UPDATE … SET delivered = 1` statements for `ids` (nothing when empty).
-fn push_delivered(sql: &mut String, ids: &[Uuid]) {
+/// Appends `UPDATE … SET delivered = 0` statements for `ids` (nothing when empty).
+fn push_undelivered(sql: &mut String, ids: &[Uuid]) {
     for chunk in ids.chunks(CHUNK) {
-        sql.push_str("UPDATE messages SET delivered = 1 WHERE id IN (");
+        sql.push_str("UPDATE messages SET delivered = 0 WHERE id IN (");
         for (i, id) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(',');
@@ -80,7 +80,8 @@ fn push_row(sql: &mut String, m: &Message) {
     text_literal(sql, &m.content);
     sql.push(',');
     push_opt_text(sql, m.client_msg_id.as_deref());
-    let _ = write!(sql, ",{})", m.ts);
+    // Stored as delivered (most are); `mark_undelivered` corrects the others.
+    let _ = write!(sql, ",{},1)", m.ts);
 }
 
 /// The lookups of round trip 1: blocks of the private messages' recipients (rows tagged
@@ -134,10 +135,10 @@ impl SqlStore {
     async fn insert_batch(
         &self,
         batch: &[Message],
-        delivered: &[Uuid],
+        undelivered: &[Uuid],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        match Self::write_batch(&mut conn, batch, delivered).await {
+        match Self::write_batch(&mut conn, batch, undelivered).await {
             Ok(outcomes) => Ok(outcomes),
             Err(e) => {
                 // The transaction was opened by hand: end it before the connection goes
@@ -153,13 +154,13 @@ impl SqlStore {
     async fn write_batch(
         conn: &mut <Db as sqlx::Database>::Connection,
         batch: &[Message],
-        delivered: &[Uuid],
+        undelivered: &[Uuid],
     ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
         // Round trip 1: open, mark, look up.
-        let mut sql = String::with_capacity(256 + delivered.len() * 40 + batch.len() * 24);
+        let mut sql = String::with_capacity(256 + undelivered.len() * 40 + batch.len() * 24);
         sql.push_str(BEGIN_WRITE);
         sql.push(';');
-        push_delivered(&mut sql, delivered);
+        push_undelivered(&mut sql, undelivered);
         push_lookups(&mut sql, batch);
         let mut blocked: HashSet<(UserId, UserId)> = HashSet::new();
         let mut members: HashSet<(String, UserId)> = HashSet::new();
@@ -195,7 +196,7 @@ impl SqlStore {
             if rows_in_statement == 0 {
                 sql.push_str(INSERT_IGNORE);
                 sql.push_str(
-                    " INTO messages (id, sender_id, recipient_id, group_id, peer_lo, peer_hi, content, client_msg_id, ts) VALUES ",
+                    " INTO messages (id, sender_id, recipient_id, group_id, peer_lo, peer_hi, content, client_msg_id, ts, delivered) VALUES ",
                 );
             } else {
                 sql.push(',');

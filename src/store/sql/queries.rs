@@ -303,12 +303,12 @@ impl Store for SqlStore {
     async fn insert_messages(
         &self,
         batch: &[Message],
-        delivered: &[Uuid],
+        undelivered: &[Uuid],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        retrying(|| self.insert_batch(batch, delivered)).await
+        retrying(|| self.insert_batch(batch, undelivered)).await
     }
 
     async fn find_duplicate(
@@ -324,9 +324,9 @@ impl Store for SqlStore {
             .map(|(id, ts, delivered)| InsertOutcome::Duplicate { id, ts, delivered }))
     }
 
-    async fn mark_delivered(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+    async fn mark_undelivered(&self, ids: &[Uuid]) -> Result<(), StoreError> {
         let mut sql = String::new();
-        push_delivered(&mut sql, ids);
+        push_undelivered(&mut sql, ids);
         if !sql.is_empty() {
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&self.pool).await?;
         }

@@ -61,6 +61,30 @@ pub async fn execute_sql(url: &str, statement: &str) {
     }
 }
 
+/// Runs one SQL query that returns one integer (a count, a flag) on the database at `url`,
+/// through a connection of its own.
+pub async fn query_int(url: &str, query: &str) -> i64 {
+    use sqlx::Connection;
+    let query = sqlx::AssertSqlSafe(query.to_string());
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("connecting to the test SQLite file");
+        sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("running SQL: {e}"))
+    } else {
+        let mut conn = sqlx::MySqlConnection::connect(url)
+            .await
+            .expect("connecting to the test database");
+        sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("running SQL: {e}"))
+    }
+}
+
 /// A running gateway.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -188,6 +212,11 @@ impl TestApp {
     /// Runs one SQL statement on this app's database behind its back.
     pub async fn sql(&self, statement: &str) {
         execute_sql(self.settings.storage.url.expose(), statement).await
+    }
+
+    /// Runs one SQL query returning one integer on this app's database behind its back.
+    pub async fn sql_int(&self, query: &str) -> i64 {
+        query_int(self.settings.storage.url.expose(), query).await
     }
 
     /// Sends a WebSocket handshake (GET /ws plus `query`, upgrade headers and `headers`)

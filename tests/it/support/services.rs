@@ -115,23 +115,34 @@ impl MariaDb {
         let server = binary("mariadbd", "mariadb-server");
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
+        // A temp dir of its own: installs running at once in a shared /tmp trip over each
+        // other's temporary tables ("Unknown table 'mysql.tmp_user_sys'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("temp dir for mariadbd");
+        let log = dir.path().join("install.log");
         let status = Command::new(install)
             .args([
                 "--no-defaults".to_string(),
                 format!("--datadir={}", data.display()),
+                format!("--tmpdir={}", tmp.display()),
                 "--user=root".into(),
                 "--auth-root-authentication-method=normal".into(),
                 "--skip-test-db".into(),
             ])
+            .stderr(std::fs::File::create(&log).expect("install log"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .status()
             .expect("running mariadb-install-db");
-        assert!(status.success(), "mariadb-install-db failed");
+        assert!(
+            status.success(),
+            "mariadb-install-db failed:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         let port = free_port();
         let args = vec![
             "--no-defaults".to_string(),
             format!("--datadir={}", data.display()),
+            format!("--tmpdir={}", tmp.display()),
             "--user=root".into(),
             format!("--socket={}", dir.path().join("sock").display()),
             format!("--port={port}"),
