@@ -123,12 +123,16 @@ impl Application {
         let sweeper = state.clone();
         tokio::spawn(async move {
             let server = &sweeper.settings.server;
-            let mut tick = tokio::time::interval(server.ping_interval);
+            let every = (server.ping_interval / crate::hub::SWEEP_SLICES as u32)
+                .max(std::time::Duration::from_millis(1));
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
+            let mut slice = 0;
             while !sweeper.shutdown.is_cancelled() {
                 tick.tick().await;
-                sweeper.hub.sweep(server.idle_timeout, STUCK_WRITE);
+                sweeper.hub.sweep(slice, server.idle_timeout, STUCK_WRITE);
+                slice += 1;
             }
         });
         // Nagle off: the writer already batches what is queued into one write per drain, and

@@ -45,6 +45,9 @@ struct State {
 }
 
 /// This node's connections and subscriptions.
+/// The liveness sweeper visits the connections in this many slices per `ping_interval`.
+pub const SWEEP_SLICES: u64 = 16;
+
 pub struct Hub {
     state: RwLock<State>,
     bus: Arc<dyn Bus>,
@@ -176,17 +179,25 @@ impl Hub {
         }
     }
 
-    /// One pass of the liveness sweeper over every local connection: closes those silent
-    /// for `idle_after`, aborts those whose write has been blocked for `stuck_after`, and
-    /// asks the others for a WebSocket ping. Run every `server.ping_interval`.
-    pub fn sweep(&self, idle_after: Duration, stuck_after: Duration) {
+    /// One pass of the liveness sweeper over slice `slice` of `SWEEP_SLICES` of the local
+    /// connections: closes those silent for `idle_after`, aborts those whose write has been
+    /// blocked for `stuck_after`, and asks the others for a WebSocket ping. Run every
+    /// `server.ping_interval / SWEEP_SLICES`, a slice after the other, so each connection is
+    /// visited once per `ping_interval` and the pings (and their pongs) are spread over the
+    /// interval instead of all leaving at once: with tens of thousands of connections one
+    /// burst would hold up live messages for tens of milliseconds.
+    pub fn sweep(&self, slice: u64, idle_after: Duration, stuck_after: Duration) {
         let (idle_after, stuck_after) = (
             idle_after.as_millis() as u64,
             stuck_after.as_millis() as u64,
         );
+        let slice = slice % SWEEP_SLICES;
         let state = self.state.read();
         for local in state.users.values() {
             for conn in &local.conns {
+                if conn.id % SWEEP_SLICES != slice {
+                    continue;
+                }
                 if conn.outbox.write_stuck_for() > stuck_after {
                     conn.outbox.abort();
                 } else if conn.outbox.silent_for() > idle_after {

@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", auth.mint(user, Duration::from(ttl)));
             Ok(())
         }
-        Command::Migrate => runtime()?.block_on(async {
+        Command::Migrate => runtime(0)?.block_on(async {
             telemetry::init(&settings.log);
             chat_gateway::store::migrate(&settings.storage)
                 .await
@@ -71,15 +71,18 @@ fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }),
-        Command::Serve => runtime()?.block_on(serve(settings)),
+        Command::Serve => runtime(settings.server.worker_threads)?.block_on(serve(settings)),
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
+/// The multi-threaded runtime, with `workers` threads (0: tokio's default, one per CPU this
+/// process may use).
+fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build().context("starting the runtime")
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

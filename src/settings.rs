@@ -48,6 +48,10 @@ pub struct ServerSettings {
     /// Most simultaneous connections of one user on this node; a newer one closes the oldest
     /// with 1001 "replaced". Default 16.
     pub max_devices_per_user: usize,
+    /// Runtime worker threads; 0 = one per CPU this process may use (its affinity and cgroup
+    /// quota). Default 0. Set it to the pod's CPU limit, or to 1 per node when several nodes
+    /// share a small machine: fewer threads, fewer wake-ups between them.
+    pub worker_threads: usize,
 }
 
 impl Default for ServerSettings {
@@ -62,6 +66,7 @@ impl Default for ServerSettings {
             shutdown_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             max_devices_per_user: 16,
+            worker_threads: 0,
         }
     }
 }
