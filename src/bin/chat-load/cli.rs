@@ -250,6 +250,11 @@ pub struct StormArgs {
     #[arg(long, default_value = "60s", value_parser = duration)]
     #[serde(with = "secs")]
     pub timeout: Duration,
+    /// Drop at this wall-clock time (unix milliseconds) instead of as soon as everyone is
+    /// connected: several chat-load processes given the same time drop their clients
+    /// together (one storm larger than one process's file-descriptor limit).
+    #[arg(long)]
+    pub drop_at: Option<u64>,
 }
 
 fn duration(s: &str) -> Result<Duration, humantime::DurationError> {

@@ -55,6 +55,9 @@ pub async fn run(ctx: &Arc<Ctx>, args: &StormArgs, room: u64) -> Result<Outcome,
     // Leftovers of earlier runs are read now, not during the storm.
     fleet.sync(groups..groups + clients).await;
 
+    if let Some(at) = args.drop_at {
+        wait_until_wall_clock(at).await;
+    }
     let cpu = cpu_watch(ctx);
     let dropped: Vec<u32> = (groups..groups + clients)
         .filter(|&i| fleet.users[i as usize].is_online())
@@ -118,6 +121,22 @@ pub async fn run(ctx: &Arc<Ctx>, args: &StormArgs, room: u64) -> Result<Outcome,
         storm: Some(storm),
         ..Outcome::default()
     })
+}
+
+/// Sleeps until the wall clock reads `unix_ms`; says so when that time has passed already
+/// (the processes of one storm did not all get their clients up in time).
+async fn wait_until_wall_clock(unix_ms: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = Duration::from_millis(unix_ms);
+    match at.checked_sub(now) {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => eprintln!(
+            "--drop-at was {:.1} s ago when all clients were up: dropping now",
+            (now - at).as_secs_f64()
+        ),
+    }
 }
 
 /// One dropped client coming back: when it reconnected and when it finished its resync,
