@@ -27,6 +27,9 @@ pub struct ProcCpu {
     pub pid: u32,
     /// CPU seconds (user + system) used in the window; null when /proc could not be read.
     pub cpu_s: Option<f64>,
+    /// Of those, seconds in the kernel (system time: syscalls, and on loopback also the
+    /// receiving side's TCP processing, which runs in the sender's system call).
+    pub kernel_s: Option<f64>,
     /// Average cores busy: cpu_s / window.
     pub cores: Option<f64>,
     /// Fraction of all the watched processes' CPU.
@@ -58,7 +61,7 @@ impl CpuReport {
 /// CPU counters at the start of a window.
 pub struct CpuWatch {
     watched: Vec<Watched>,
-    start: Vec<Option<u64>>,
+    start: Vec<Option<Ticks>>,
     started: Instant,
 }
 
@@ -101,14 +104,16 @@ impl CpuWatch {
             .iter()
             .zip(&self.start)
             .map(|(w, start)| {
-                let cpu_s = match (start, cpu_ticks(w.pid)) {
-                    (Some(a), Some(b)) => Some(b.saturating_sub(*a) as f64 / TICKS_PER_SECOND),
+                let used = match (start, cpu_ticks(w.pid)) {
+                    (Some(a), Some(b)) => Some(b.since(a)),
                     _ => None,
                 };
+                let cpu_s = used.map(|t| (t.user + t.system) as f64 / TICKS_PER_SECOND);
                 ProcCpu {
                     role: w.role,
                     pid: w.pid.unwrap_or_else(std::process::id),
                     cpu_s,
+                    kernel_s: used.map(|t| t.system as f64 / TICKS_PER_SECOND),
                     cores: cpu_s.map(|c| c / window_s.max(1e-9)),
                     share: None,
                 }
@@ -125,8 +130,26 @@ impl CpuWatch {
     }
 }
 
-/// utime + stime of a process, in ticks.
-pub fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+/// CPU time of a process, in ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticks {
+    /// utime.
+    pub user: u64,
+    /// stime.
+    pub system: u64,
+}
+
+impl Ticks {
+    fn since(self, start: &Ticks) -> Ticks {
+        Ticks {
+            user: self.user.saturating_sub(start.user),
+            system: self.system.saturating_sub(start.system),
+        }
+    }
+}
+
+/// utime and stime of a process.
+pub fn cpu_ticks(pid: Option<u32>) -> Option<Ticks> {
     let text = std::fs::read_to_string(proc_path(pid, "stat")).ok()?;
     parse_stat(&text)
 }
@@ -148,12 +171,13 @@ fn proc_path(pid: Option<u32>, file: &str) -> String {
 
 /// Fields 14 and 15 of /proc/PID/stat, counted after the command name (which may hold
 /// spaces and parentheses, so the split starts at the last ')').
-fn parse_stat(text: &str) -> Option<u64> {
+fn parse_stat(text: &str) -> Option<Ticks> {
     let after = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some(Ticks {
+        user: fields.get(11)?.parse().ok()?,
+        system: fields.get(12)?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -163,7 +187,13 @@ mod tests {
     #[test]
     fn parses_stat() {
         let line = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 40 0 0 20 0 8 0";
-        assert_eq!(parse_stat(line), Some(290));
+        assert_eq!(
+            parse_stat(line),
+            Some(Ticks {
+                user: 250,
+                system: 40
+            })
+        );
     }
 
     #[test]

@@ -147,13 +147,17 @@ pub fn render(r: &Report) -> String {
         for p in &cpu.report.processes {
             let _ = writeln!(
                 o,
-                "  {:<10} pid {:<8} {:>8} s  {:>6} cores  {:>6} of watched CPU",
+                "  {:<10} pid {:<8} {:>8} s  {:>6} cores  {:>6} of watched CPU  {:>5} in kernel",
                 p.role,
                 p.pid,
                 p.cpu_s.map_or("?".into(), |c| format!("{c:.2}")),
                 p.cores.map_or("?".into(), |c| format!("{c:.2}")),
                 p.share
                     .map_or("?".into(), |s| format!("{:.1} %", s * 100.0)),
+                match (p.kernel_s, p.cpu_s) {
+                    (Some(k), Some(c)) if c > 0.0 => format!("{:.0} %", k / c * 100.0),
+                    _ => "?".into(),
+                },
             );
         }
         let costs: Vec<String> = [
