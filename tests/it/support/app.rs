@@ -37,52 +37,45 @@ pub async fn test_settings(backend: Backend) -> (Settings, tempfile::TempDir) {
     (settings, dir)
 }
 
+/// Runs `$body` with `$conn` bound to a new connection to the database at `$url` (SQLite or
+/// MySQL): the body is written once for both connection types.
+macro_rules! on_connection {
+    ($url:expr, |$conn:ident| $body:expr) => {{
+        use sqlx::Connection;
+        if $url.starts_with("sqlite:") {
+            let mut $conn = sqlx::SqliteConnection::connect($url)
+                .await
+                .expect("connecting to the test SQLite file");
+            $body
+        } else {
+            let mut $conn = sqlx::MySqlConnection::connect($url)
+                .await
+                .expect("connecting to the test database");
+            $body
+        }
+    }};
+}
+
 /// Runs one SQL statement on the database at `url` through a connection of its own (to
 /// break or inspect storage behind the server's back).
 pub async fn execute_sql(url: &str, statement: &str) {
-    use sqlx::Connection;
     let statement = sqlx::AssertSqlSafe(statement.to_string());
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(url)
-            .await
-            .expect("connecting to the test SQLite file");
+    on_connection!(url, |conn| {
         sqlx::raw_sql(statement)
             .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("running SQL: {e}"));
-    } else {
-        let mut conn = sqlx::MySqlConnection::connect(url)
-            .await
-            .expect("connecting to the test database");
-        sqlx::raw_sql(statement)
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("running SQL: {e}"));
-    }
+    })
 }
 
 /// Runs one SQL query that returns one integer (a count, a flag) on the database at `url`,
 /// through a connection of its own.
 pub async fn query_int(url: &str, query: &str) -> i64 {
-    use sqlx::Connection;
     let query = sqlx::AssertSqlSafe(query.to_string());
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(url)
-            .await
-            .expect("connecting to the test SQLite file");
-        sqlx::query_scalar(query)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("running SQL: {e}"))
-    } else {
-        let mut conn = sqlx::MySqlConnection::connect(url)
-            .await
-            .expect("connecting to the test database");
-        sqlx::query_scalar(query)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("running SQL: {e}"))
-    }
+    on_connection!(url, |conn| sqlx::query_scalar(query)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("running SQL: {e}")))
 }
 
 /// A running gateway.
