@@ -44,10 +44,10 @@ struct State {
     groups: HashMap<GroupId, HashSet<UserId>>,
 }
 
-/// This node's connections and subscriptions.
 /// The liveness sweeper visits the connections in this many slices per `ping_interval`.
 pub const SWEEP_SLICES: u64 = 16;
 
+/// This node's connections and subscriptions.
 pub struct Hub {
     state: RwLock<State>,
     bus: Arc<dyn Bus>,

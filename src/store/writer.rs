@@ -92,8 +92,7 @@ const MARKS_MAX: usize = 2048;
 /// 2100 for a repeat within that time.
 ///
 /// Only messages that reached nobody are marked: in a busy chat most messages reach an
-/// online device, and writing each row a second time cost the database more than the
-/// insert's own secondary indexes.
+/// online device, and marking those wrote almost every row a second time.
 #[derive(Default)]
 struct Marks {
     ids: HashSet<Uuid>,
