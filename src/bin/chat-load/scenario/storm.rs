@@ -20,6 +20,9 @@ use crate::stats::Recorder;
 
 /// Runs the scenario.
 pub async fn run(ctx: &Arc<Ctx>, args: &StormArgs, room: u64) -> Result<Outcome, String> {
+    if let Some(at) = args.drop_at {
+        check_drop_at(at)?;
+    }
     let size = args.group_size.max(1);
     // Each group needs its sender's connection too.
     let per_client = 1.0 + 1.0 / f64::from(size);
@@ -123,12 +126,31 @@ pub async fn run(ctx: &Arc<Ctx>, args: &StormArgs, room: u64) -> Result<Outcome,
     })
 }
 
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Refuses a `--drop-at` that cannot be meant: seconds instead of milliseconds, or more
+/// than an hour away.
+fn check_drop_at(unix_ms: u64) -> Result<(), String> {
+    let at = Duration::from_millis(unix_ms);
+    if unix_ms < 1_000_000_000_000 {
+        return Err(format!(
+            "--drop-at {unix_ms}: expected unix milliseconds (13 digits, as `date +%s%3N` prints)"
+        ));
+    }
+    if at > unix_now() + Duration::from_secs(3600) {
+        return Err(format!("--drop-at {unix_ms} is more than an hour away"));
+    }
+    Ok(())
+}
+
 /// Sleeps until the wall clock reads `unix_ms`; says so when that time has passed already
 /// (the processes of one storm did not all get their clients up in time).
 async fn wait_until_wall_clock(unix_ms: u64) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = unix_now();
     let at = Duration::from_millis(unix_ms);
     match at.checked_sub(now) {
         Some(wait) => tokio::time::sleep(wait).await,
@@ -168,4 +190,25 @@ async fn come_back(
     let left = deadline.saturating_duration_since(Instant::now());
     let synced = user.sync(left).await.then(|| t0.elapsed());
     (Some(back), synced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_at_must_be_near_unix_milliseconds() {
+        let now = unix_now().as_millis() as u64;
+        assert!(check_drop_at(now + 30_000).is_ok());
+        assert!(
+            check_drop_at(now - 5_000).is_ok(),
+            "late is allowed: drops at once"
+        );
+        assert!(
+            check_drop_at(now / 1000)
+                .unwrap_err()
+                .contains("milliseconds")
+        );
+        assert!(check_drop_at(now + 7_200_000).unwrap_err().contains("hour"));
+    }
 }
