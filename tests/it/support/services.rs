@@ -120,6 +120,8 @@ impl MariaDb {
         let tmp = dir.path().join("tmp");
         std::fs::create_dir(&tmp).expect("temp dir for mariadbd");
         let log = dir.path().join("install.log");
+        // Its errors go to stdout or stderr depending on where it fails: keep both.
+        let log_file = std::fs::File::create(&log).expect("install log");
         let status = Command::new(install)
             .args([
                 "--no-defaults".to_string(),
@@ -129,8 +131,8 @@ impl MariaDb {
                 "--auth-root-authentication-method=normal".into(),
                 "--skip-test-db".into(),
             ])
-            .stderr(std::fs::File::create(&log).expect("install log"))
-            .stdout(Stdio::null())
+            .stdout(log_file.try_clone().expect("install log"))
+            .stderr(log_file)
             .status()
             .expect("running mariadb-install-db");
         assert!(
