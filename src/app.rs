@@ -135,12 +135,9 @@ impl Application {
                 slice += 1;
             }
         });
-        // Nagle off: the writer already batches what is queued into one write per drain, and
-        // Nagle with the client's delayed ACKs would hold small frames back up to 40 ms.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, router)
+        let listener = crate::ws::socket::SharedListener(self.listener);
+        let service = router.into_make_service_with_connect_info::<crate::ws::socket::Socket>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move { draining.cancelled().await })
             .await
             .context("serving")?;

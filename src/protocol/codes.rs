@@ -42,6 +42,9 @@ pub const STORAGE_UNAVAILABLE: u16 = 5000;
 pub mod close {
     /// Normal closure, answering a client's close.
     pub const NORMAL: u16 = 1000;
+    /// The client broke the WebSocket protocol (RFC 6455): an unmasked frame, a reserved
+    /// bit or opcode, a fragment out of order, an oversized control frame.
+    pub const PROTOCOL: u16 = 1002;
     /// A text frame that is not valid UTF-8.
     pub const INVALID_DATA: u16 = 1007;
     /// Policy: the connection was replaced by a newer one of the same user (device limit),

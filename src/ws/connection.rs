@@ -1,14 +1,13 @@
-//! One connection: a reader task that handles client frames in order, and a writer task
-//! that drains the outbox to the socket (with the pings the hub's sweeper asks for) and
-//! closes with the right code.
+//! One connection: a reader that handles client frames in order, and a writer task that
+//! writes what the socket did not take directly (outbox.rs) and closes with the right code.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use std::collections::VecDeque;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 
+use super::frame::{FrameError, FrameReader, Incoming, ReadError};
 use super::outbox::{CloseReason, Outbox};
 use crate::chat::Session;
 use crate::ids::{UserId, next_conn_id};
@@ -18,20 +17,17 @@ use crate::state::AppState;
 /// How long a connection closed for a too-large frame waits for the client's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
+/// The upgraded connection, read through hyper (which may hold bytes it read ahead).
+type Io = TokioIo<Upgraded>;
+
 /// Serves one upgraded, authenticated socket until it ends.
-///
-/// Takes the socket already split: a future holding the whole `WebSocket` by value would
-/// reserve its size in the connection task for the task's whole life, on top of the halves'
-/// shared allocation (about 700 bytes more per connection).
-pub async fn run(
-    sink: SplitSink<WebSocket, Message>,
-    stream: SplitStream<WebSocket>,
-    state: AppState,
-    user: UserId,
-) {
+pub async fn run(mut io: Io, socket: Arc<TcpStream>, state: AppState, user: UserId) {
     let _tracked = state.tracker.token();
     let conn = next_conn_id();
-    let outbox = Arc::new(Outbox::new(state.settings.server.outbound_queue));
+    let outbox = Arc::new(Outbox::new(
+        Some(socket.clone()),
+        state.settings.server.outbound_queue,
+    ));
     outbox.reply(server::connected(user));
     state.metrics.connections_opened.inc();
     if state.hub.register(user, conn, outbox.clone()) {
@@ -46,9 +42,18 @@ pub async fn run(
     state.bus.settled().await;
     tracing::debug!(user, conn, "connected");
 
-    let writer = tokio::spawn(write_loop(sink, outbox.clone(), state.clone()));
+    let writer = tokio::spawn({
+        let (outbox, state) = (outbox.clone(), state.clone());
+        async move {
+            if outbox.write_loop().await == CloseReason::TooSlow {
+                state.metrics.slow_consumers.inc();
+            }
+        }
+    });
     let session = Session::new(state.clone(), user, conn, outbox.clone());
-    read_loop(stream, &session, &outbox).await;
+    let server = &state.settings.server;
+    let mut reader = FrameReader::new(server.read_buffer_bytes, server.max_frame_bytes);
+    read_loop(&mut io, &socket, &mut reader, &session, &outbox).await;
 
     state.hub.unregister(user, conn);
     outbox.close(CloseReason::Ended);
@@ -57,43 +62,47 @@ pub async fn run(
     tracing::debug!(user, conn, "disconnected");
 }
 
-async fn read_loop(mut stream: SplitStream<WebSocket>, session: &Session, outbox: &Outbox) {
-    let max_frame_bytes = session.state.settings.server.max_frame_bytes;
+async fn read_loop(
+    io: &mut Io,
+    socket: &TcpStream,
+    reader: &mut FrameReader,
+    session: &Session,
+    outbox: &Outbox,
+) {
     loop {
         let next = tokio::select! {
-            next = stream.next() => next,
+            next = reader.next(io, socket) => next,
             _ = outbox.stopped() => return,
         };
         outbox.touch();
         match next {
-            None | Some(Ok(Message::Close(_))) => return,
-            Some(Ok(Message::Text(text))) if text.len() > max_frame_bytes => {
-                return Box::pin(close_too_big(stream, outbox)).await;
-            }
-            Some(Ok(Message::Binary(data))) if data.len() > max_frame_bytes => {
-                return Box::pin(close_too_big(stream, outbox)).await;
-            }
-            Some(Ok(Message::Text(text))) => {
+            Ok(Incoming::Text(text)) => {
+                let text = std::str::from_utf8(&text).expect("the reader checked UTF-8");
                 // Boxed: the handler's future is large and lives only while a frame is handled,
                 // keeping an idle connection's task small.
-                Box::pin(session.handle(&text)).await;
+                Box::pin(session.handle(text)).await;
                 outbox.wait_for_room().await;
             }
-            Some(Ok(Message::Binary(_))) => session.refuse(
+            Ok(Incoming::Binary(_)) => session.refuse(
                 codes::BAD_FRAME,
                 "binary frames are not supported: send JSON text frames",
                 None,
             ),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Err(e)) => {
-                let reason = match classify(&e) {
-                    Some(reason) => reason,
-                    None => {
-                        tracing::debug!(error = %e, "connection read failed");
-                        return;
-                    }
-                };
-                outbox.close(reason);
+            Ok(Incoming::Ping(payload)) => outbox.pong(payload),
+            Ok(Incoming::Pong) => {}
+            Ok(Incoming::Close) => return,
+            Err(ReadError::Frame(FrameError::TooBig)) => {
+                return Box::pin(close_too_big(io, socket, reader, outbox)).await;
+            }
+            Err(ReadError::Frame(FrameError::BadUtf8)) => {
+                return outbox.close(CloseReason::BadData);
+            }
+            Err(ReadError::Frame(FrameError::Protocol(rule))) => {
+                return outbox.close(CloseReason::Protocol(rule));
+            }
+            Err(ReadError::Eof) => return,
+            Err(ReadError::Io(e)) => {
+                tracing::debug!(error = %e, "connection read failed");
                 return;
             }
         }
@@ -101,86 +110,18 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, session: &Session, outbox
 }
 
 /// Closes for a message over `server.max_frame_bytes` (1009), then discards what the client
-/// still sends until its close frame: dropping the socket with input unread would reset the
+/// still sends until its close frame: closing the socket with input unread would reset the
 /// connection, and the client would lose our close frame.
-async fn close_too_big(mut stream: SplitStream<WebSocket>, outbox: &Outbox) {
+async fn close_too_big(io: &mut Io, socket: &TcpStream, reader: &mut FrameReader, outbox: &Outbox) {
     outbox.close(CloseReason::TooBig);
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(message)) = stream.next().await {
-            if matches!(message, Message::Close(_)) {
-                return;
+        loop {
+            match reader.next(io, socket).await {
+                Ok(Incoming::Close) => return,
+                Ok(_) | Err(ReadError::Frame(FrameError::TooBig)) => {}
+                Err(_) => return,
             }
         }
-    })
-    .await;
-}
-
-/// The close reason for a read error the client should be told about.
-fn classify(e: &axum::Error) -> Option<CloseReason> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(ws) = err.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return match ws {
-                tokio_tungstenite::tungstenite::Error::Capacity(_) => Some(CloseReason::TooBig),
-                tokio_tungstenite::tungstenite::Error::Utf8(_) => Some(CloseReason::BadData),
-                _ => None,
-            };
-        }
-        source = err.source();
-    }
-    None
-}
-
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>, state: AppState) {
-    let mut frames: VecDeque<Utf8Bytes> = VecDeque::new();
-    loop {
-        outbox.ready().await;
-        let drained = outbox.drain(&mut frames);
-        outbox.writing(true);
-        let write = async {
-            for frame in frames.drain(..) {
-                sink.feed(Message::Text(frame)).await?;
-            }
-            if drained.ping {
-                sink.feed(Message::Ping(Default::default())).await?;
-            }
-            sink.flush().await
-        };
-        // No timer per write: the hub's sweeper aborts a write blocked for too long.
-        let written = tokio::select! {
-            written = write => written.is_ok(),
-            _ = outbox.aborted() => false,
-        };
-        outbox.writing(false);
-        frames = VecDeque::new();
-        outbox.notify_drained();
-        if !written {
-            outbox.close(CloseReason::TooSlow);
-            return;
-        }
-        if let Some(reason) = drained.closed {
-            if reason == CloseReason::TooSlow {
-                state.metrics.slow_consumers.inc();
-            }
-            // Boxed: rarely needed, and inline it would enlarge every idle writer.
-            Box::pin(close(&mut sink, reason)).await;
-            return;
-        }
-    }
-}
-
-/// Tells the client why (a 1001 frame), then closes with the matching code.
-async fn close(sink: &mut SplitSink<WebSocket, Message>, reason: CloseReason) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        if !matches!(reason, CloseReason::Idle | CloseReason::Ended) {
-            sink.send(Message::Text(server::closing(reason.reason()).into()))
-                .await?;
-        }
-        sink.send(Message::Close(Some(CloseFrame {
-            code: reason.close_code(),
-            reason: Utf8Bytes::from_static(reason.reason()),
-        })))
-        .await
     })
     .await;
 }

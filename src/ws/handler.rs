@@ -1,65 +1,101 @@
 //! `GET /ws`: origin check, authentication before the upgrade (401 with a JSON reason), then
-//! the upgrade with buffers sized for many idle connections.
+//! the WebSocket handshake (RFC 6455 section 4.2) and the connection.
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{State, ws::rejection::WebSocketUpgradeRejection};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
 
+use super::socket::Socket;
 use crate::auth::{AuthError, SUBPROTOCOL, TokenSource, query_param, token_from};
 use crate::http::ApiError;
 use crate::ids::UserId;
 use crate::state::AppState;
 
-/// Bytes of frames gathered before a write to the socket (the writer flushes at the end of
-/// each drain anyway).
-const WRITE_BATCH_BYTES: usize = 4096;
-
 /// The WebSocket endpoint.
 pub async fn ws_handler(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ConnectInfo(Socket(socket)): ConnectInfo<Socket>,
     uri: Uri,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut request: Request,
 ) -> Response {
-    if let Err(refusal) = check_origin(&state, &headers) {
+    let headers = request.headers();
+    if let Err(refusal) = check_origin(&state, headers) {
         state.metrics.handshakes_refused.inc();
         return refusal.into_response();
     }
-    let (user, source) = match authenticate(&state, &headers, uri.query()) {
+    let (user, source) = match authenticate(&state, headers, uri.query()) {
         Ok(found) => found,
         Err(e) => {
             state.metrics.handshakes_refused.inc();
             return ApiError::Unauthorized(e).into_response();
         }
     };
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            return ApiError::Upgrade(rejection.body_text()).into_response();
-        }
+    let accept = match accept_key(request.method(), headers) {
+        Ok(accept) => accept,
+        Err(problem) => return ApiError::Upgrade(problem.into()).into_response(),
     };
-    let server = &state.settings.server;
-    let mut upgrade = upgrade
-        .read_buffer_size(server.read_buffer_bytes)
-        // Frames drained together go out in one write (one syscall, one TCP segment when
-        // they fit); the buffer grows only to what one drain holds.
-        .write_buffer_size(WRITE_BATCH_BYTES)
-        .max_write_buffer_size(server.max_frame_bytes.max(64 * 1024) * 4)
-        // Twice our limit: a message up to that size is read whole and then refused with
-        // close 1009 (connection.rs), so no unread input resets the connection before the
-        // client has the close frame. Only larger ones are cut off mid-frame.
-        .max_message_size(server.max_frame_bytes.saturating_mul(2))
-        .max_frame_size(server.max_frame_bytes.saturating_mul(2));
-    if source == Some(TokenSource::Subprotocol) || offers_chat_protocol(&headers) {
-        upgrade = upgrade.protocols([SUBPROTOCOL]);
+    let chat_protocol = source == Some(TokenSource::Subprotocol) || offers_chat_protocol(headers);
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return ApiError::Upgrade("this connection cannot be upgraded".into()).into_response();
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                super::connection::run(TokioIo::new(upgraded), socket, state, user).await
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if chat_protocol {
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
     }
-    upgrade
-        .on_failed_upgrade(|e| tracing::debug!(error = %e, "upgrade failed"))
-        .on_upgrade(move |socket| {
-            let (sink, stream) = futures_util::StreamExt::split(socket);
-            super::connection::run(sink, stream, state, user)
+    response
+}
+
+/// Checks that the request is a WebSocket handshake; the `Sec-WebSocket-Accept` answer, or
+/// what is wrong with it.
+fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, &'static str> {
+    if method != Method::GET {
+        return Err("the handshake must be a GET request");
+    }
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
         })
+    };
+    if !has(header::CONNECTION, "upgrade") {
+        return Err("the Connection header must include 'upgrade'");
+    }
+    if !has(header::UPGRADE, "websocket") {
+        return Err("the Upgrade header must be 'websocket'");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err("the Sec-WebSocket-Version header must be 13");
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return Err("the Sec-WebSocket-Key header is missing");
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    HeaderValue::from_str(&accept).map_err(|_| "the Sec-WebSocket-Key header is malformed")
 }
 
 fn offers_chat_protocol(headers: &HeaderMap) -> bool {

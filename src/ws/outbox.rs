@@ -1,5 +1,5 @@
-//! The bounded outbound queue of one connection, shared by the hub (which pushes) and the
-//! connection's writer (which drains).
+//! The outbound side of one connection: frames are written to the socket directly when it
+//! is idle, otherwise queued (bounded) for the connection's writer task.
 //!
 //! A `VecDeque` behind a short lock rather than a channel: an idle connection's queue
 //! allocates nothing, which matters at 100k connections per node. Overflow does not block
@@ -7,10 +7,21 @@
 //! resyncs on reconnect.
 
 use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use super::frame::{self, opcode};
+use crate::protocol::server;
+
+/// How long the closing frames may take to write.
+const CLOSE_WRITE: Duration = Duration::from_secs(2);
 
 /// Why the server closes a connection; the writer sends a 1001 frame with `reason()` and
 /// then a close frame with `close_code()`.
@@ -28,6 +39,8 @@ pub enum CloseReason {
     TooBig,
     /// The client sent text that is not UTF-8.
     BadData,
+    /// The client broke the WebSocket protocol; the text names the rule.
+    Protocol(&'static str),
     /// The client closed or went away: nothing to explain.
     Ended,
 }
@@ -42,6 +55,7 @@ impl CloseReason {
             CloseReason::Idle => "idle timeout",
             CloseReason::TooBig => "frame larger than server.max_frame_bytes",
             CloseReason::BadData => "text frame is not valid UTF-8",
+            CloseReason::Protocol(rule) => rule,
             CloseReason::Ended => "",
         }
     }
@@ -56,16 +70,52 @@ impl CloseReason {
             CloseReason::Idle => close::NORMAL,
             CloseReason::TooBig => close::TOO_BIG,
             CloseReason::BadData => close::INVALID_DATA,
+            CloseReason::Protocol(_) => close::PROTOCOL,
             CloseReason::Ended => close::NORMAL,
         }
     }
 }
 
+/// One queued frame.
+enum Out {
+    /// A text frame; the payload may be shared with every other recipient.
+    Text(Bytes),
+    /// A pong answering the client's ping, echoing its payload.
+    Pong(Bytes),
+    /// A ping the sweeper asked for.
+    Ping,
+    /// The close frame, last.
+    Close(Bytes),
+}
+
+impl Out {
+    fn opcode(&self) -> u8 {
+        match self {
+            Out::Text(_) => opcode::TEXT,
+            Out::Pong(_) => opcode::PONG,
+            Out::Ping => opcode::PING,
+            Out::Close(_) => opcode::CLOSE,
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        match self {
+            Out::Text(payload) | Out::Pong(payload) | Out::Close(payload) => payload,
+            Out::Ping => &[],
+        }
+    }
+}
+
 struct State {
-    frames: VecDeque<Utf8Bytes>,
+    frames: VecDeque<Out>,
+    /// Bytes of the front frame (header included) already on the socket: a direct write
+    /// the socket took only in part.
+    written: usize,
     closed: Option<CloseReason>,
-    /// The sweeper asked for a WebSocket ping.
-    ping: bool,
+    /// The writer task holds frames it took from the queue and is writing them; also set
+    /// from creation until the writer starts, so that everything queues until the
+    /// connection's subscriptions are settled and the 1000 frame is written first.
+    writing: bool,
 }
 
 /// What one drain took out of the outbox.
@@ -73,19 +123,25 @@ struct State {
 pub struct Drained {
     /// Close after writing the frames, for this reason.
     pub closed: Option<CloseReason>,
-    /// Send a WebSocket ping after the frames.
-    pub ping: bool,
 }
 
 /// One connection's outbound frames and liveness.
+///
+/// A frame for an idle connection (nothing queued, nothing being written) is written to the
+/// socket at once by whoever produces it: the hub delivering a message, the reader
+/// answering a request, the sweeper pinging. Only what the socket does not take right away
+/// is queued, and only then is the connection's writer task woken; so a delivery to an idle
+/// socket costs one system call and no task switch.
 ///
 /// Nothing per connection runs on a timer: the hub's sweeper (one task per node) asks for
 /// pings, closes silent connections and aborts writes stuck too long, so an idle
 /// connection costs no timer and no wake-up.
 pub struct Outbox {
     state: Mutex<State>,
+    /// Where frames are written; `None` only in unit tests, where everything queues.
+    socket: Option<Arc<TcpStream>>,
     capacity: usize,
-    /// Wakes the writer when frames arrive, a ping is due or the outbox closes.
+    /// Wakes the writer when frames are queued or the outbox closes.
     ready: Notify,
     /// Wakes a reader waiting for room, after each drain and on stop.
     drained: Notify,
@@ -102,14 +158,17 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An empty outbox holding at most `capacity` frames.
-    pub fn new(capacity: usize) -> Outbox {
+    /// An empty outbox writing to `socket`, queueing at most `capacity` frames. Frames queue
+    /// until `write_loop` starts.
+    pub fn new(socket: Option<Arc<TcpStream>>, capacity: usize) -> Outbox {
         Outbox {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
+                written: 0,
                 closed: None,
-                ping: false,
+                writing: true,
             }),
+            socket,
             capacity,
             ready: Notify::new(),
             drained: Notify::new(),
@@ -121,20 +180,18 @@ impl Outbox {
         }
     }
 
-    /// Queues the answer to the client's own request. Answers are bounded by the request
+    /// Sends the answer to the client's own request. Answers are bounded by the request
     /// (a page is at most 501 frames) and the reader waits for room before reading the next
     /// request, so they never overflow; dropped only after closing.
     pub fn reply(&self, frame: impl Into<Utf8Bytes>) {
         let mut state = self.state.lock();
         if state.closed.is_none() {
-            state.frames.push_back(frame.into());
+            self.send_locked(&mut state, Out::Text(Bytes::from(frame.into())));
         }
-        drop(state);
-        self.ready.notify_one();
     }
 
-    /// Queues a frame. A full queue closes the connection as too slow; frames pushed after
-    /// closing are dropped. Returns whether the frame was queued.
+    /// Sends a frame. A full queue closes the connection as too slow; frames pushed after
+    /// closing are dropped. Returns whether the frame was taken.
     pub fn push(&self, frame: Utf8Bytes) -> bool {
         let mut state = self.state.lock();
         if state.closed.is_some() {
@@ -146,10 +203,51 @@ impl Outbox {
             self.stop();
             return false;
         }
-        state.frames.push_back(frame);
-        drop(state);
-        self.ready.notify_one();
+        self.send_locked(&mut state, Out::Text(Bytes::from(frame)));
         true
+    }
+
+    /// Answers the client's ping.
+    pub fn pong(&self, payload: Bytes) {
+        let mut state = self.state.lock();
+        if state.closed.is_none() {
+            self.send_locked(&mut state, Out::Pong(payload));
+        }
+    }
+
+    /// Sends a WebSocket ping (for the sweeper).
+    pub fn request_ping(&self) {
+        let mut state = self.state.lock();
+        if state.closed.is_none() {
+            self.send_locked(&mut state, Out::Ping);
+        }
+    }
+
+    /// Writes `out` straight to the socket when nothing is queued or being written (a
+    /// non-blocking write, under the outbox's lock so frames cannot interleave); whatever
+    /// the socket does not take is queued and the writer task woken.
+    fn send_locked(&self, state: &mut State, out: Out) {
+        if state.frames.is_empty()
+            && !state.writing
+            && let Some(socket) = &self.socket
+        {
+            let payload = out.payload();
+            let (head, used) = frame::header(out.opcode(), payload.len());
+            let total = used + payload.len();
+            match socket.try_write_vectored(&[IoSlice::new(&head[..used]), IoSlice::new(payload)]) {
+                Ok(n) if n == total => return,
+                Ok(n) => state.written = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    // The connection is gone; its reader sees the end too.
+                    state.closed.get_or_insert(CloseReason::Ended);
+                    self.stop();
+                    return;
+                }
+            }
+        }
+        state.frames.push_back(out);
+        self.ready.notify_one();
     }
 
     /// Closes the connection for `reason` (the first reason wins): queued frames are still
@@ -161,12 +259,6 @@ impl Outbox {
         }
         drop(state);
         self.stop();
-    }
-
-    /// Asks the writer for a WebSocket ping.
-    pub fn request_ping(&self) {
-        self.state.lock().ping = true;
-        self.ready.notify_one();
     }
 
     /// Gives up on a socket whose write is stuck: the writer stops at once.
@@ -182,17 +274,38 @@ impl Outbox {
         self.stop_wake.notify_waiters();
     }
 
-    /// Takes every queued frame (swapping `into`, which must be empty, for the queue); says
-    /// whether to ping and whether to close after them (frames queued before a close are
-    /// still sent). The writer drops the taken queue once written, so an idle connection
-    /// keeps no queue allocation at all.
-    pub fn drain(&self, into: &mut VecDeque<Utf8Bytes>) -> Drained {
+    /// For the writer: takes every queued frame (swapping `into`, which must be empty, for
+    /// the queue) and how much of the first is already written, and says whether to close
+    /// after them. Until `done_writing`, new frames queue behind these instead of being
+    /// written directly. The writer drops the taken queue once written, so an idle
+    /// connection keeps no queue allocation at all.
+    fn take(&self, into: &mut VecDeque<Out>) -> (usize, Drained) {
         let mut state = self.state.lock();
         std::mem::swap(&mut state.frames, into);
-        Drained {
-            closed: state.closed,
-            ping: std::mem::take(&mut state.ping),
-        }
+        state.writing = !into.is_empty();
+        let written = std::mem::take(&mut state.written);
+        (
+            written,
+            Drained {
+                closed: state.closed,
+            },
+        )
+    }
+
+    /// For the writer: the frames it took are written.
+    fn done_writing(&self) {
+        self.state.lock().writing = false;
+        self.drained.notify_waiters();
+    }
+
+    /// Drops every queued frame and returns how many there were (for the hub benchmark,
+    /// whose outboxes have no socket).
+    #[doc(hidden)]
+    pub fn discard_queued(&self) -> usize {
+        let mut state = self.state.lock();
+        let n = state.frames.len();
+        state.frames = VecDeque::new();
+        n
     }
 
     /// Frames waiting.
@@ -217,16 +330,6 @@ impl Outbox {
         }
     }
 
-    /// Called by the writer after each drain.
-    pub fn notify_drained(&self) {
-        self.drained.notify_waiters();
-    }
-
-    /// Resolves when frames may be waiting (a permit is kept if nobody waits).
-    pub async fn ready(&self) {
-        self.ready.notified().await
-    }
-
     /// Resolves when the connection must end.
     pub async fn stopped(&self) {
         loop {
@@ -243,11 +346,6 @@ impl Outbox {
         self.stopped.load(Ordering::Acquire)
     }
 
-    /// Resolves when the sweeper gives up on a stuck write.
-    pub async fn aborted(&self) {
-        self.abort.notified().await
-    }
-
     /// Records activity from the client.
     pub fn touch(&self) {
         self.last_seen.store(now_millis(), Ordering::Relaxed);
@@ -258,12 +356,6 @@ impl Outbox {
         now_millis().saturating_sub(self.last_seen.load(Ordering::Relaxed))
     }
 
-    /// Marks the start (`true`) or end of a write to the socket.
-    pub fn writing(&self, busy: bool) {
-        let at = if busy { now_millis() } else { 0 };
-        self.writing_since.store(at, Ordering::Relaxed);
-    }
-
     /// Milliseconds the current write has been blocked (0 when not writing).
     pub fn write_stuck_for(&self) -> u64 {
         match self.writing_since.load(Ordering::Relaxed) {
@@ -271,6 +363,99 @@ impl Outbox {
             since => now_millis().saturating_sub(since),
         }
     }
+
+    /// The connection's writer task: writes what the socket did not take directly, waiting
+    /// for the socket as long as needed (the sweeper aborts a write blocked too long), then,
+    /// once the outbox is closed, the 1001 frame and the close frame. Returns the reason
+    /// the connection closed.
+    pub async fn write_loop(&self) -> CloseReason {
+        let Some(socket) = self.socket.clone() else {
+            self.stopped().await;
+            return self.state.lock().closed.unwrap_or(CloseReason::Ended);
+        };
+        let mut frames = VecDeque::new();
+        loop {
+            let (written, drained) = self.take(&mut frames);
+            if !frames.is_empty() {
+                self.writing_since.store(now_millis(), Ordering::Relaxed);
+                let ok = tokio::select! {
+                    result = write_all(&socket, &frames, written) => result.is_ok(),
+                    _ = self.abort.notified() => false,
+                };
+                self.writing_since.store(0, Ordering::Relaxed);
+                frames = VecDeque::new();
+                self.done_writing();
+                if !ok {
+                    self.close(CloseReason::TooSlow);
+                    return CloseReason::TooSlow;
+                }
+            }
+            if let Some(reason) = drained.closed {
+                // Boxed: rarely needed, and inline it would enlarge every idle writer.
+                Box::pin(close_with(&socket, reason)).await;
+                return reason;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+/// Writes `frames` (the first with `skip` bytes already written), batching up to 32 frames
+/// into one vectored write.
+async fn write_all(socket: &TcpStream, frames: &VecDeque<Out>, mut skip: usize) -> io::Result<()> {
+    const BATCH: usize = 32;
+    let mut next = 0;
+    while next < frames.len() {
+        let end = (next + BATCH).min(frames.len());
+        let heads: Vec<([u8; frame::MAX_HEADER], usize)> = frames
+            .range(next..end)
+            .map(|out| frame::header(out.opcode(), out.payload().len()))
+            .collect();
+        let mut slices = Vec::with_capacity(2 * (end - next));
+        for (i, out) in frames.range(next..end).enumerate() {
+            let (head, used) = &heads[i];
+            let (mut head, mut payload) = (&head[..*used], out.payload());
+            if i == 0 {
+                let from_head = skip.min(head.len());
+                head = &head[from_head..];
+                payload = &payload[skip - from_head..];
+            }
+            slices.push(IoSlice::new(head));
+            slices.push(IoSlice::new(payload));
+        }
+        socket.writable().await?;
+        let mut n = match socket.try_write_vectored(&slices) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        while next < end {
+            let out = &frames[next];
+            let left =
+                frame::header(out.opcode(), out.payload().len()).1 + out.payload().len() - skip;
+            if n < left {
+                skip += n;
+                break;
+            }
+            n -= left;
+            skip = 0;
+            next += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Tells the client why (a 1001 frame), then sends the close frame with the matching code.
+async fn close_with(socket: &TcpStream, reason: CloseReason) {
+    let mut frames = VecDeque::new();
+    if !matches!(reason, CloseReason::Idle | CloseReason::Ended) {
+        frames.push_back(Out::Text(server::closing(reason.reason()).into()));
+    }
+    frames.push_back(Out::Close(frame::close_payload(
+        reason.close_code(),
+        reason.reason(),
+    )));
+    let _ = tokio::time::timeout(CLOSE_WRITE, write_all(socket, &frames, 0)).await;
 }
 
 fn now_millis() -> u64 {
@@ -286,23 +471,26 @@ mod tests {
 
     #[test]
     fn overflow_closes_as_too_slow() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(None, 2);
         assert!(outbox.push("a".into()));
         assert!(outbox.push("b".into()));
         assert!(!outbox.push("c".into()));
         let mut frames = VecDeque::new();
-        assert_eq!(outbox.drain(&mut frames).closed, Some(CloseReason::TooSlow));
+        assert_eq!(
+            outbox.take(&mut frames).1.closed,
+            Some(CloseReason::TooSlow)
+        );
         assert_eq!(frames.len(), 2);
         assert!(outbox.is_stopped());
     }
 
     #[test]
     fn first_close_reason_wins() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(None, 2);
         outbox.close(CloseReason::Replaced);
         outbox.close(CloseReason::Draining);
         assert_eq!(
-            outbox.drain(&mut VecDeque::new()).closed,
+            outbox.take(&mut VecDeque::new()).1.closed,
             Some(CloseReason::Replaced)
         );
         assert!(!outbox.push("late".into()));

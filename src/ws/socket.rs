@@ -1,0 +1,116 @@
+//! The node's TCP sockets, shared: HTTP (and, after an upgrade, the WebSocket reader) uses
+//! one handle while the connection's outbox writes frames through another, without a task
+//! or a lock in between.
+
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A TCP stream that several owners may read and write through (`&TcpStream` is enough
+/// for tokio's readiness-based I/O).
+#[derive(Clone)]
+pub struct SharedTcp(pub Arc<TcpStream>);
+
+impl AsyncRead for SharedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            // Safety-free path: initialise what is handed to the kernel (a no-op once done).
+            let unfilled = buf.initialize_unfilled();
+            match self.0.try_read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(match result {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        })
+    }
+}
+
+/// The node's listener: accepted sockets get `TCP_NODELAY` (the outbox already writes what
+/// is queued in one go, and Nagle with the client's delayed ACKs would hold small frames
+/// back up to 40 ms) and are shared (`SharedTcp`).
+pub struct SharedListener(pub TcpListener);
+
+impl Listener for SharedListener {
+    type Io = SharedTcp;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (SharedTcp, SocketAddr) {
+        let (stream, addr) = Listener::accept(&mut self.0).await;
+        let _ = stream.set_nodelay(true);
+        (SharedTcp(Arc::new(stream)), addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// The request's TCP socket, for the WebSocket upgrade (as axum's `ConnectInfo`).
+#[derive(Clone)]
+pub struct Socket(pub Arc<TcpStream>);
+
+impl Connected<IncomingStream<'_, SharedListener>> for Socket {
+    fn connect_info(stream: IncomingStream<'_, SharedListener>) -> Socket {
+        Socket(stream.io().0.clone())
+    }
+}
