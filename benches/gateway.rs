@@ -51,7 +51,13 @@ fn fan_out(c: &mut Criterion) {
         .unwrap();
     let _guard = runtime.enter();
     let bus = Arc::new(MemoryBus::new());
-    let hub = Hub::new(bus, Duration::ZERO, 4, Arc::new(Metrics::default()));
+    let hub = Hub::new(
+        bus,
+        Duration::ZERO,
+        4,
+        Duration::ZERO,
+        Arc::new(Metrics::default()),
+    );
     let group: chat_gateway::ids::GroupId = "big".into();
     let outboxes: Vec<Arc<Outbox>> = (0..MEMBERS)
         .map(|i| {

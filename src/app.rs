@@ -70,6 +70,7 @@ impl Application {
             bus.clone(),
             settings.bus.unsubscribe_delay,
             settings.server.max_devices_per_user,
+            settings.server.group_write_delay,
             metrics.clone(),
         );
         let listener = TcpListener::bind(settings.server.bind)

@@ -22,7 +22,8 @@ use crate::bus::{Bus, Envelope, Inbound, Topic};
 use crate::ids::{ConnId, GroupId, UserId};
 use crate::metrics::Metrics;
 use crate::protocol::server;
-use crate::ws::outbox::{CloseReason, Outbox};
+use crate::ws::flusher::Flusher;
+use crate::ws::outbox::{CloseReason, Outbox, Pushed};
 
 struct Conn {
     id: ConnId,
@@ -44,6 +45,10 @@ struct State {
     groups: HashMap<GroupId, HashSet<UserId>>,
 }
 
+/// A group message reaching at least this many local members is written after
+/// `server.group_write_delay` (ws/flusher.rs).
+pub const LARGE_FAN_OUT: usize = 64;
+
 /// The liveness sweeper visits the connections in this many slices per `ping_interval`.
 pub const SWEEP_SLICES: u64 = 16;
 
@@ -56,6 +61,10 @@ pub struct Hub {
     /// Connections of one user on this node before the oldest is replaced.
     max_devices: usize,
     metrics: Arc<Metrics>,
+    /// Write the deliveries: one per runtime worker thread, a connection always to the same.
+    flushers: Vec<Arc<Flusher>>,
+    /// The same for large group fan-outs, after `server.group_write_delay`.
+    delayed: Vec<Arc<Flusher>>,
     /// For the linger timers, which outlive the call that starts them.
     me: Weak<Hub>,
 }
@@ -75,14 +84,32 @@ impl Hub {
         bus: Arc<dyn Bus>,
         linger: Duration,
         max_devices: usize,
+        group_write_delay: Duration,
         metrics: Arc<Metrics>,
     ) -> Arc<Hub> {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let workers = runtime.as_ref().map_or(1, |r| r.metrics().num_workers());
+        let start = |delay| -> Vec<Arc<Flusher>> {
+            (0..workers.max(1))
+                .map(|_| {
+                    let flusher = Flusher::new(delay);
+                    if let Some(runtime) = &runtime {
+                        runtime.spawn(flusher.clone().run());
+                    }
+                    flusher
+                })
+                .collect()
+        };
+        let flushers = start(Duration::ZERO);
+        let delayed = start(group_write_delay);
         let hub = Arc::new_cyclic(|me| Hub {
             state: RwLock::new(State::default()),
             bus: bus.clone(),
             linger,
             max_devices: max_devices.max(1),
             metrics,
+            flushers,
+            delayed,
             me: me.clone(),
         });
         bus.attach(hub.clone());
@@ -305,17 +332,39 @@ impl Hub {
         }
     }
 
-    fn push_to(&self, state: &State, user: UserId, skip: Option<ConnId>, frame: &Utf8Bytes) -> u64 {
+    fn push_to(
+        &self,
+        state: &State,
+        user: UserId,
+        skip: Option<ConnId>,
+        frame: &Utf8Bytes,
+        delay: bool,
+    ) -> u64 {
         let Some(local) = state.users.get(&user) else {
             return 0;
         };
         let mut sent = 0;
         for conn in &local.conns {
-            if Some(conn.id) != skip && conn.outbox.push(frame.clone()) {
+            if Some(conn.id) != skip && self.send(conn, frame, delay) {
                 sent += 1;
             }
         }
         sent
+    }
+
+    /// Queues `frame` for `conn`, handing its outbox to its flusher (the delayed one for a
+    /// large fan-out) when it was idle.
+    fn send(&self, conn: &Conn, frame: &Utf8Bytes, delay: bool) -> bool {
+        match conn.outbox.push(frame.clone()) {
+            Pushed::Dropped => false,
+            Pushed::Queued => true,
+            Pushed::Flush => {
+                let flushers = if delay { &self.delayed } else { &self.flushers };
+                let flusher = &flushers[conn.id as usize % flushers.len()];
+                flusher.schedule(conn.outbox.clone());
+                true
+            }
+        }
     }
 }
 
@@ -335,11 +384,14 @@ impl Inbound for Hub {
         };
         let state = self.state.read();
         let sent = match &topic {
-            Topic::User(user) => self.push_to(&state, *user, skip, &frame),
+            Topic::User(user) => self.push_to(&state, *user, skip, &frame, false),
             Topic::Group(group) => match state.groups.get(group) {
                 Some(members) => members
                     .iter()
-                    .map(|u| self.push_to(&state, *u, skip, &frame))
+                    .map(|u| {
+                        let delay = members.len() >= LARGE_FAN_OUT;
+                        self.push_to(&state, *u, skip, &frame, delay)
+                    })
                     .sum(),
                 None => 0,
             },
@@ -354,7 +406,7 @@ impl Inbound for Hub {
         let state = self.state.read();
         for local in state.users.values() {
             for conn in &local.conns {
-                conn.outbox.push(frame.clone());
+                self.send(conn, &frame, false);
             }
         }
     }

@@ -30,8 +30,8 @@ pub struct ServerSettings {
     pub max_frame_bytes: usize,
     /// Frames queued for one connection before it is closed as too slow (1013). Default 1024.
     pub outbound_queue: usize,
-    /// WebSocket read buffer per connection, in bytes; a larger frame grows it while that
-    /// frame is read. The main part of an idle connection's memory. Default 512.
+    /// Bytes read from a socket at a time (a larger frame gets a buffer of its size while it
+    /// is read); an idle connection holds no read buffer. Default 512.
     pub read_buffer_bytes: usize,
     /// Interval of server pings. Default `30s`.
     #[serde(with = "humantime_serde")]
@@ -52,6 +52,13 @@ pub struct ServerSettings {
     /// quota). Default 0. Set it to the pod's CPU limit, or to 1 per node when several nodes
     /// share a small machine: fewer threads, fewer wake-ups between them.
     pub worker_threads: usize,
+    /// A group message reaching at least 64 connections on this node is written to them
+    /// after this delay, together with whatever else reaches them meanwhile: under load, one
+    /// system call then carries several messages to a socket. Smaller fan-outs, private
+    /// messages and answers are written at once. `0s` writes everything at once.
+    /// Default `50ms`.
+    #[serde(with = "humantime_serde")]
+    pub group_write_delay: Duration,
 }
 
 impl Default for ServerSettings {
@@ -67,6 +74,7 @@ impl Default for ServerSettings {
             allowed_origins: Vec::new(),
             max_devices_per_user: 16,
             worker_threads: 0,
+            group_write_delay: Duration::from_millis(50),
         }
     }
 }

@@ -151,7 +151,20 @@ impl FrameReader {
                 return Ok(incoming);
             }
             if self.buf.is_empty() && !self.more_buffered {
-                socket.readable().await.map_err(ReadError::Io)?;
+                // Idle: wait for the socket with no buffer, then read it directly.
+                loop {
+                    socket.readable().await.map_err(ReadError::Io)?;
+                    self.buf.reserve(self.chunk);
+                    match socket.try_read_buf(&mut self.buf) {
+                        Ok(0) => return Err(ReadError::Eof),
+                        Ok(_) => break,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.buf = BytesMut::new();
+                        }
+                        Err(e) => return Err(ReadError::Io(e)),
+                    }
+                }
+                continue;
             }
             if self.buf.capacity() == self.buf.len() {
                 self.buf.reserve(self.chunk);
@@ -161,6 +174,8 @@ impl FrameReader {
             if read == 0 {
                 return Err(ReadError::Eof);
             }
+            // Until a read leaves room, the upgraded connection may hold bytes that it read
+            // ahead of the handshake's end, which the socket's readiness cannot show.
             self.more_buffered = read == room;
         }
     }

@@ -2,6 +2,7 @@
 //! the outbound side between the hub and a socket, the framing and the shared TCP socket.
 
 mod connection;
+pub mod flusher;
 pub mod frame;
 mod handler;
 pub mod outbox;

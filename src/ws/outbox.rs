@@ -116,6 +116,19 @@ struct State {
     /// from creation until the writer starts, so that everything queues until the
     /// connection's subscriptions are settled and the 1000 frame is written first.
     writing: bool,
+    /// Handed to the flusher, which has not run yet.
+    flushing: bool,
+}
+
+/// What became of a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Closed (or closing as too slow): not sent.
+    Dropped,
+    /// Queued behind frames that are on their way.
+    Queued,
+    /// Queued; hand the outbox to the flusher.
+    Flush,
 }
 
 /// What one drain took out of the outbox.
@@ -167,6 +180,7 @@ impl Outbox {
                 written: 0,
                 closed: None,
                 writing: true,
+                flushing: false,
             }),
             socket,
             capacity,
@@ -190,21 +204,67 @@ impl Outbox {
         }
     }
 
-    /// Sends a frame. A full queue closes the connection as too slow; frames pushed after
-    /// closing are dropped. Returns whether the frame was taken.
-    pub fn push(&self, frame: Utf8Bytes) -> bool {
+    /// Queues a delivery. A full queue closes the connection as too slow; frames pushed
+    /// after closing are dropped. `Pushed::Flush` asks the caller to hand the outbox to the
+    /// node's `Flusher` (it is idle and not handed over yet), which writes everything that
+    /// was queued meanwhile in one go: deliveries that arrive together, as under load, leave
+    /// in one system call.
+    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
         let mut state = self.state.lock();
         if state.closed.is_some() {
-            return false;
+            return Pushed::Dropped;
         }
         if state.frames.len() >= self.capacity {
             state.closed = Some(CloseReason::TooSlow);
             drop(state);
             self.stop();
-            return false;
+            return Pushed::Dropped;
         }
-        self.send_locked(&mut state, Out::Text(Bytes::from(frame)));
-        true
+        state.frames.push_back(Out::Text(Bytes::from(frame)));
+        if state.writing {
+            drop(state);
+            self.ready.notify_one();
+            return Pushed::Queued;
+        }
+        if state.flushing || self.socket.is_none() {
+            return Pushed::Queued;
+        }
+        state.flushing = true;
+        Pushed::Flush
+    }
+
+    /// For the flusher: writes what is queued with one non-blocking system call; what the
+    /// socket does not take goes to the writer task.
+    pub fn flush(&self) {
+        let mut state = self.state.lock();
+        state.flushing = false;
+        if state.writing || state.frames.is_empty() {
+            return;
+        }
+        let Some(socket) = &self.socket else {
+            return;
+        };
+        match send_some(socket, &state.frames, 0, state.written) {
+            Ok(n) => {
+                let (done, written) = advance(&state.frames, 0, state.written, n);
+                state.frames.drain(..done);
+                state.written = written;
+                if state.frames.is_empty() {
+                    // An idle connection keeps no queue allocation.
+                    state.frames = VecDeque::new();
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                state.closed.get_or_insert(CloseReason::Ended);
+                drop(state);
+                self.stop();
+                return;
+            }
+        }
+        drop(state);
+        self.ready.notify_one();
     }
 
     /// Answers the client's ping.
@@ -234,7 +294,10 @@ impl Outbox {
             let payload = out.payload();
             let (head, used) = frame::header(out.opcode(), payload.len());
             let total = used + payload.len();
-            match socket.try_write_vectored(&[IoSlice::new(&head[..used]), IoSlice::new(payload)]) {
+            match try_send(
+                socket,
+                &[IoSlice::new(&head[..used]), IoSlice::new(payload)],
+            ) {
                 Ok(n) if n == total => return,
                 Ok(n) => state.written = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -403,46 +466,89 @@ impl Outbox {
 /// Writes `frames` (the first with `skip` bytes already written), batching up to 32 frames
 /// into one vectored write.
 async fn write_all(socket: &TcpStream, frames: &VecDeque<Out>, mut skip: usize) -> io::Result<()> {
-    const BATCH: usize = 32;
     let mut next = 0;
     while next < frames.len() {
-        let end = (next + BATCH).min(frames.len());
-        let heads: Vec<([u8; frame::MAX_HEADER], usize)> = frames
-            .range(next..end)
-            .map(|out| frame::header(out.opcode(), out.payload().len()))
-            .collect();
-        let mut slices = Vec::with_capacity(2 * (end - next));
-        for (i, out) in frames.range(next..end).enumerate() {
-            let (head, used) = &heads[i];
-            let (mut head, mut payload) = (&head[..*used], out.payload());
-            if i == 0 {
-                let from_head = skip.min(head.len());
-                head = &head[from_head..];
-                payload = &payload[skip - from_head..];
-            }
-            slices.push(IoSlice::new(head));
-            slices.push(IoSlice::new(payload));
-        }
         socket.writable().await?;
-        let mut n = match socket.try_write_vectored(&slices) {
-            Ok(n) => n,
+        match send_some(socket, frames, next, skip) {
+            Ok(n) => (next, skip) = advance(frames, next, skip, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
-        };
-        while next < end {
-            let out = &frames[next];
-            let left =
-                frame::header(out.opcode(), out.payload().len()).1 + out.payload().len() - skip;
-            if n < left {
-                skip += n;
-                break;
-            }
-            n -= left;
-            skip = 0;
-            next += 1;
         }
     }
     Ok(())
+}
+
+/// Frames gathered into one write at most.
+const BATCH: usize = 32;
+
+/// Writes frames from `frames[next]` on (the first `skip` bytes of it already written) in
+/// one non-blocking system call; returns the bytes the socket took.
+fn send_some(
+    socket: &TcpStream,
+    frames: &VecDeque<Out>,
+    next: usize,
+    skip: usize,
+) -> io::Result<usize> {
+    let end = (next + BATCH).min(frames.len());
+    let mut heads = [([0u8; frame::MAX_HEADER], 0usize); BATCH];
+    for (head, out) in heads.iter_mut().zip(frames.range(next..end)) {
+        *head = frame::header(out.opcode(), out.payload().len());
+    }
+    let mut slices = [IoSlice::new(&[]); 2 * BATCH];
+    for (i, out) in frames.range(next..end).enumerate() {
+        let (head, used) = &heads[i];
+        let (mut head, mut payload) = (&head[..*used], out.payload());
+        if i == 0 {
+            let from_head = skip.min(head.len());
+            head = &head[from_head..];
+            payload = &payload[skip - from_head..];
+        }
+        slices[2 * i] = IoSlice::new(head);
+        slices[2 * i + 1] = IoSlice::new(payload);
+    }
+    try_send(socket, &slices[..2 * (end - next)])
+}
+
+/// Where writing stands after the socket took `n` more bytes: the next frame and how much
+/// of it is written.
+fn advance(
+    frames: &VecDeque<Out>,
+    mut next: usize,
+    mut skip: usize,
+    mut n: usize,
+) -> (usize, usize) {
+    while next < frames.len() {
+        let out = &frames[next];
+        let left = frame::header(out.opcode(), out.payload().len()).1 + out.payload().len() - skip;
+        if n < left {
+            return (next, skip + n);
+        }
+        n -= left;
+        skip = 0;
+        next += 1;
+    }
+    (next, 0)
+}
+
+/// Writes as much of `slices` as the socket takes now, without waiting. Up to 4 KiB is
+/// gathered on the stack and written with one `send`: for small frames that is cheaper in
+/// the kernel than `writev`, which goes through the file layer.
+fn try_send(socket: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    const GATHER: usize = 4096;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(GATHER));
+    }
+    let total: usize = slices.iter().map(|s| s.len()).sum();
+    if total > GATHER {
+        return socket.try_write_vectored(slices);
+    }
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        for slice in slices {
+            buf.extend_from_slice(slice);
+        }
+        socket.try_write(buf)
+    })
 }
 
 /// Tells the client why (a 1001 frame), then sends the close frame with the matching code.
@@ -472,9 +578,9 @@ mod tests {
     #[test]
     fn overflow_closes_as_too_slow() {
         let outbox = Outbox::new(None, 2);
-        assert!(outbox.push("a".into()));
-        assert!(outbox.push("b".into()));
-        assert!(!outbox.push("c".into()));
+        assert_eq!(outbox.push("a".into()), Pushed::Queued);
+        assert_eq!(outbox.push("b".into()), Pushed::Queued);
+        assert_eq!(outbox.push("c".into()), Pushed::Dropped);
         let mut frames = VecDeque::new();
         assert_eq!(
             outbox.take(&mut frames).1.closed,
@@ -493,6 +599,6 @@ mod tests {
             outbox.take(&mut VecDeque::new()).1.closed,
             Some(CloseReason::Replaced)
         );
-        assert!(!outbox.push("late".into()));
+        assert_eq!(outbox.push("late".into()), Pushed::Dropped);
     }
 }
