@@ -441,16 +441,20 @@ impl Outbox {
             let (written, drained) = self.take(&mut frames);
             if !frames.is_empty() {
                 self.writing_since.store(now_millis(), Ordering::Relaxed);
-                let ok = tokio::select! {
-                    result = write_all(&socket, &frames, written) => result.is_ok(),
-                    _ = self.abort.notified() => false,
+                let failed = tokio::select! {
+                    // The client is gone (reset, closed): nothing to tell it.
+                    result = write_all(&socket, &frames, written) => {
+                        result.is_err().then_some(CloseReason::Ended)
+                    }
+                    // The sweeper gave up on a socket that took nothing for too long.
+                    _ = self.abort.notified() => Some(CloseReason::TooSlow),
                 };
                 self.writing_since.store(0, Ordering::Relaxed);
                 frames = VecDeque::new();
                 self.done_writing();
-                if !ok {
-                    self.close(CloseReason::TooSlow);
-                    return CloseReason::TooSlow;
+                if let Some(reason) = failed {
+                    self.close(reason);
+                    return reason;
                 }
             }
             if let Some(reason) = drained.closed {
