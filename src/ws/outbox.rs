@@ -252,6 +252,9 @@ impl Outbox {
                 if state.frames.is_empty() {
                     // An idle connection keeps no queue allocation.
                     state.frames = VecDeque::new();
+                    drop(state);
+                    // A reader waiting for room (wait_for_room) has it now.
+                    self.drained.notify_waiters();
                     return;
                 }
             }
