@@ -386,13 +386,13 @@ impl Inbound for Hub {
         let sent = match &topic {
             Topic::User(user) => self.push_to(&state, *user, skip, &frame, false),
             Topic::Group(group) => match state.groups.get(group) {
-                Some(members) => members
-                    .iter()
-                    .map(|u| {
-                        let delay = members.len() >= LARGE_FAN_OUT;
-                        self.push_to(&state, *u, skip, &frame, delay)
-                    })
-                    .sum(),
+                Some(members) => {
+                    let delay = members.len() >= LARGE_FAN_OUT;
+                    members
+                        .iter()
+                        .map(|u| self.push_to(&state, *u, skip, &frame, delay))
+                        .sum()
+                }
                 None => 0,
             },
             Topic::Control => 0,

@@ -131,13 +131,6 @@ pub enum Pushed {
     Flush,
 }
 
-/// What one drain took out of the outbox.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Drained {
-    /// Close after writing the frames, for this reason.
-    pub closed: Option<CloseReason>,
-}
-
 /// One connection's outbound frames and liveness.
 ///
 /// A frame for an idle connection (nothing queued, nothing being written) is written to the
@@ -345,17 +338,11 @@ impl Outbox {
     /// after them. Until `done_writing`, new frames queue behind these instead of being
     /// written directly. The writer drops the taken queue once written, so an idle
     /// connection keeps no queue allocation at all.
-    fn take(&self, into: &mut VecDeque<Out>) -> (usize, Drained) {
+    fn take(&self, into: &mut VecDeque<Out>) -> (usize, Option<CloseReason>) {
         let mut state = self.state.lock();
         std::mem::swap(&mut state.frames, into);
         state.writing = !into.is_empty();
-        let written = std::mem::take(&mut state.written);
-        (
-            written,
-            Drained {
-                closed: state.closed,
-            },
-        )
+        (std::mem::take(&mut state.written), state.closed)
     }
 
     /// For the writer: the frames it took are written.
@@ -441,7 +428,7 @@ impl Outbox {
         };
         let mut frames = VecDeque::new();
         loop {
-            let (written, drained) = self.take(&mut frames);
+            let (written, closed) = self.take(&mut frames);
             if !frames.is_empty() {
                 self.writing_since.store(now_millis(), Ordering::Relaxed);
                 let failed = tokio::select! {
@@ -460,7 +447,7 @@ impl Outbox {
                     return reason;
                 }
             }
-            if let Some(reason) = drained.closed {
+            if let Some(reason) = closed {
                 // Boxed: rarely needed, and inline it would enlarge every idle writer.
                 Box::pin(close_with(&socket, reason)).await;
                 return reason;
@@ -589,10 +576,7 @@ mod tests {
         assert_eq!(outbox.push("b".into()), Pushed::Queued);
         assert_eq!(outbox.push("c".into()), Pushed::Dropped);
         let mut frames = VecDeque::new();
-        assert_eq!(
-            outbox.take(&mut frames).1.closed,
-            Some(CloseReason::TooSlow)
-        );
+        assert_eq!(outbox.take(&mut frames).1, Some(CloseReason::TooSlow));
         assert_eq!(frames.len(), 2);
         assert!(outbox.is_stopped());
     }
@@ -603,7 +587,7 @@ mod tests {
         outbox.close(CloseReason::Replaced);
         outbox.close(CloseReason::Draining);
         assert_eq!(
-            outbox.take(&mut VecDeque::new()).1.closed,
+            outbox.take(&mut VecDeque::new()).1,
             Some(CloseReason::Replaced)
         );
         assert_eq!(outbox.push("late".into()), Pushed::Dropped);
