@@ -44,7 +44,11 @@ impl Application {
         let store = crate::store::connect(&settings.storage)
             .await
             .with_context(|| format!("connecting to storage {:?}", settings.storage.url))?;
-        let writer = MessageWriter::start(store.clone(), settings.storage.batch_max);
+        let writer = MessageWriter::start(
+            store.clone(),
+            settings.storage.batch_max,
+            settings.storage.batch_interval,
+        );
         let bus = crate::bus::connect(&settings.bus)
             .await
             .with_context(|| format!("connecting to bus {:?}", settings.bus.url))?;

@@ -14,8 +14,10 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use crate::bus::envelope::Control;
 use crate::bus::{Bus, Envelope, Inbound, Topic};
@@ -35,7 +37,50 @@ struct LocalUser {
     /// Oldest first, so the device limit evicts the oldest.
     conns: Vec<Conn>,
     groups: HashSet<GroupId>,
+    /// Another node may hold a device of this user, so the user's sends are copied to
+    /// their topic (`needs_echo`). Set by the `DeviceJoined` handshake (`announce`), never
+    /// cleared while the user is here.
+    shared: bool,
 }
+
+/// A user's first device on this node, waiting for the other nodes holding the user to
+/// answer its `DeviceJoined`.
+#[derive(Default)]
+struct Joining {
+    answers: AtomicUsize,
+    done: AtomicBool,
+    changed: Notify,
+}
+
+impl Joining {
+    fn answer(&self) {
+        self.answers.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
+    fn finish(&self) {
+        self.done.store(true, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `ready` holds or `timeout` passed.
+    async fn until(&self, ready: impl Fn(&Joining) -> bool, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if ready(self) || tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// How long a user's first device here waits for the other nodes holding the user to
+/// answer; past it the user counts as shared with them anyway (an older node that does not
+/// answer, a slow link): copies are then sent, as they always were before this handshake.
+const PRESENCE_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 struct State {
@@ -43,6 +88,8 @@ struct State {
     /// Local online members per group; an empty set is a group topic lingering before
     /// its unsubscribe.
     groups: HashMap<GroupId, HashSet<UserId>>,
+    /// Users whose first device here is announcing itself to the other nodes.
+    joining: HashMap<UserId, Arc<Joining>>,
 }
 
 /// A group message reaching at least this many local members is written after
@@ -67,6 +114,8 @@ pub struct Hub {
     delayed: Vec<Arc<Flusher>>,
     /// For the linger timers, which outlive the call that starts them.
     me: Weak<Hub>,
+    /// This node's id in the presence handshake (random).
+    node: u64,
 }
 
 /// What a group send needs to know about this node to tell 2100 from 2101.
@@ -111,6 +160,7 @@ impl Hub {
             flushers,
             delayed,
             me: me.clone(),
+            node: rand::random(),
         });
         bus.attach(hub.clone());
         bus.subscribe(Topic::Control);
@@ -126,6 +176,7 @@ impl Hub {
             // Most users have one device: no room reserved for more.
             conns: Vec::with_capacity(1),
             groups: HashSet::new(),
+            shared: false,
         });
         entry.conns.push(Conn { id, outbox });
         while entry.conns.len() > self.max_devices {
@@ -138,10 +189,85 @@ impl Hub {
         first
     }
 
+    /// Makes the other nodes holding `user` aware of this node, once `register` said it is
+    /// the user's `first` connection here and the user's topic is subscribed; a later
+    /// connection waits for an announcement under way. When this returns, every node
+    /// holding the user copies the user's sends to this node (or the wait timed out).
+    ///
+    /// Why: a private message is copied to the sender's own topic only when another device
+    /// of the sender may receive it (`needs_echo`); most users have one device, and the copy
+    /// is a publish plus a delivery that the sending node itself only discards. A node learns
+    /// that it is not alone with a user from this handshake: the first device publishes
+    /// `DeviceJoined` on the user's topic (after subscribing, so nodes joining at the same
+    /// time see at least one of each other's), the count says how many other nodes hold the
+    /// user, and each of them answers `Present` after marking the user shared.
+    pub async fn announce(&self, user: UserId, first: bool) {
+        if !first {
+            let joining = self.state.read().joining.get(&user).cloned();
+            if let Some(joining) = joining {
+                joining
+                    .until(|j| j.done.load(Ordering::Relaxed), PRESENCE_WAIT * 2)
+                    .await;
+            }
+            return;
+        }
+        let joining = Arc::new(Joining::default());
+        self.state.write().joining.insert(user, joining.clone());
+        let joined = Control::DeviceJoined {
+            user,
+            node: self.node,
+        };
+        let shared = match self
+            .bus
+            .publish(&Topic::User(user), Envelope::control(&joined))
+            .await
+        {
+            Ok(nodes) if nodes <= 1 => false,
+            Ok(nodes) => {
+                let others = nodes - 1;
+                joining
+                    .until(
+                        |j| j.answers.load(Ordering::Relaxed) >= others,
+                        PRESENCE_WAIT,
+                    )
+                    .await;
+                true
+            }
+            // Whether others hold the user is unknown: copy, as before the handshake.
+            Err(_) => true,
+        };
+        let mut state = self.state.write();
+        if state
+            .joining
+            .get(&user)
+            .is_some_and(|j| Arc::ptr_eq(j, &joining))
+        {
+            state.joining.remove(&user);
+        }
+        if shared && let Some(local) = state.users.get_mut(&user) {
+            local.shared = true;
+        }
+        drop(state);
+        joining.finish();
+    }
+
+    /// Whether a private message `user` sends from connection `conn` must be copied to the
+    /// user's own topic: another device of theirs is on this node, or another node may
+    /// hold one (see `announce`).
+    pub fn needs_echo(&self, user: UserId, conn: ConnId) -> bool {
+        let state = self.state.read();
+        state
+            .users
+            .get(&user)
+            .is_none_or(|l| l.shared || l.conns.iter().any(|c| c.id != conn))
+    }
+
     /// Adds groups of a registered user (from the store, on their first connection).
     pub fn add_groups(&self, user: UserId, groups: impl IntoIterator<Item = GroupId>) {
         let mut state = self.state.write();
-        let State { users, groups: all } = &mut *state;
+        let State {
+            users, groups: all, ..
+        } = &mut *state;
         let Some(local) = users.get_mut(&user) else {
             return;
         };
@@ -155,7 +281,7 @@ impl Hub {
     /// Removes a connection; the user's and groups' topics are released if it was the last.
     pub fn unregister(&self, user: UserId, id: ConnId) {
         let mut state = self.state.write();
-        let State { users, groups } = &mut *state;
+        let State { users, groups, .. } = &mut *state;
         let Some(local) = users.get_mut(&user) else {
             return;
         };
@@ -303,7 +429,11 @@ impl Hub {
 
     fn apply(&self, control: Control) {
         let mut state = self.state.write();
-        let State { users, groups } = &mut *state;
+        let State {
+            users,
+            groups,
+            joining,
+        } = &mut *state;
         match control {
             Control::MemberAdded { group, user } => {
                 if let Some(local) = users.get_mut(&user)
@@ -327,6 +457,26 @@ impl Hub {
                         }
                     }
                     self.bus.unsubscribe(Topic::Group(group));
+                }
+            }
+            Control::DeviceJoined { user, node } => {
+                if node == self.node {
+                    return;
+                }
+                if let Some(local) = users.get_mut(&user) {
+                    local.shared = true;
+                    let bus = self.bus.clone();
+                    let present = Envelope::control(&Control::Present { user, to: node });
+                    tokio::spawn(async move {
+                        let _ = bus.publish(&Topic::User(user), present).await;
+                    });
+                }
+            }
+            Control::Present { user, to } => {
+                if to == self.node
+                    && let Some(joining) = joining.get(&user)
+                {
+                    joining.answer();
                 }
             }
         }
@@ -403,7 +553,11 @@ impl Inbound for Hub {
 
     fn resync(&self) {
         let frame = Utf8Bytes::from(server::sync_needed());
-        let state = self.state.read();
+        let mut state = self.state.write();
+        for local in state.users.values_mut() {
+            // Announcements of other nodes may have been lost with the link.
+            local.shared = true;
+        }
         for local in state.users.values() {
             for conn in &local.conns {
                 self.send(conn, &frame, false);

@@ -111,6 +111,12 @@ pub struct StorageSettings {
     pub acquire_timeout: Duration,
     /// Most messages written in one transaction by the batching writer. Default 512.
     pub batch_max: usize,
+    /// Shortest time between the starts of two of the writer's transactions: under load,
+    /// messages arriving meanwhile join the next batch (fewer, larger transactions); a
+    /// message after a quiet spell is written at once. `0s` starts each batch as soon as
+    /// the previous one ends. Default `5ms`.
+    #[serde(with = "humantime_serde")]
+    pub batch_interval: Duration,
 }
 
 impl Default for StorageSettings {
@@ -121,6 +127,7 @@ impl Default for StorageSettings {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
             batch_max: 512,
+            batch_interval: Duration::from_millis(5),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! sender's device, `0` for none). Receiving nodes never parse the JSON: they slice the
 //! frame out (no copy) and write the same bytes to every local socket.
 //!
-//! Control envelopes (`1c\n<JSON>`) carry membership changes to every node.
+//! Control envelopes (`1c\n<JSON>`) carry membership changes to every node (on the control
+//! topic), and, on a user's topic, the handshake by which the nodes holding that user learn
+//! of each other (`DeviceJoined` / `Present`, see `Hub::announce`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,11 @@ pub enum Control {
     MemberRemoved { group: GroupId, user: UserId },
     /// The group is gone.
     GroupDeleted { group: GroupId },
+    /// Node `node` now holds a device of `user` (its first there): a node already holding
+    /// the user copies the user's sends to it from now on, and answers `Present`.
+    DeviceJoined { user: UserId, node: u64 },
+    /// The answer to `DeviceJoined` from a node holding `user`, addressed to node `to`.
+    Present { user: UserId, to: u64 },
 }
 
 /// A decoded envelope.
@@ -105,6 +112,19 @@ mod tests {
             Envelope::decode(Envelope::control(&c)),
             Some(Envelope::Control(c))
         );
+    }
+
+    #[test]
+    fn presence_round_trip() {
+        for c in [
+            Control::DeviceJoined { user: 7, node: 9 },
+            Control::Present { user: 7, to: 9 },
+        ] {
+            assert_eq!(
+                Envelope::decode(Envelope::control(&c)),
+                Some(Envelope::Control(c))
+            );
+        }
     }
 
     #[test]

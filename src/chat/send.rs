@@ -98,11 +98,20 @@ impl Session {
             Ok(InsertOutcome::Stored) => {
                 self.state.metrics.messages_stored.inc();
                 let frame = server::message(&message, Source::Live);
-                let (to_recipient, to_me) = (Topic::User(recipient), Topic::User(self.user));
-                let (to_recipient, _) = tokio::join!(
-                    self.publish(&to_recipient, Envelope::deliver(None, &frame)),
-                    self.publish(&to_me, Envelope::deliver(Some(self.conn), &frame)),
-                );
+                let to_recipient = Topic::User(recipient);
+                // The sender's other devices get a copy; with none anywhere (the hub
+                // knows), the copy would only be discarded by this node.
+                let to_recipient = if self.state.hub.needs_echo(self.user, self.conn) {
+                    let to_me = Topic::User(self.user);
+                    tokio::join!(
+                        self.publish(&to_recipient, Envelope::deliver(None, &frame)),
+                        self.publish(&to_me, Envelope::deliver(Some(self.conn), &frame)),
+                    )
+                    .0
+                } else {
+                    self.publish(&to_recipient, Envelope::deliver(None, &frame))
+                        .await
+                };
                 self.acknowledge(&message, to_recipient.unwrap_or(0) > 0);
             }
             Ok(InsertOutcome::Duplicate { id, ts, delivered }) => {

@@ -40,9 +40,9 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Starts the writer task over `store`.
-    pub fn start(store: Arc<dyn Store>, batch_max: usize) -> MessageWriter {
+    pub fn start(store: Arc<dyn Store>, batch_max: usize, interval: Duration) -> MessageWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(collect(store, rx, batch_max.max(1)));
+        tokio::spawn(collect(store, rx, batch_max.max(1), interval));
         MessageWriter { tx }
     }
 
@@ -130,9 +130,15 @@ impl Marks {
     }
 }
 
-async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: usize) {
+async fn collect(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Op>,
+    batch_max: usize,
+    interval: Duration,
+) {
     let mut ops = Vec::with_capacity(batch_max);
     let mut marks = Marks::default();
+    let mut last_batch = Instant::now();
     // One transaction at a time, in arrival order: an undelivered mark queued before a later
     // insert is known (written, or waiting in `marks`) when that insert looks for
     // duplicates, so a repeated client_msg_id gets the first message's code.
@@ -155,6 +161,18 @@ async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Op>, batch_max: u
             marks.flush(store.as_ref()).await;
             return;
         }
+        // Under load, batches start at most once per `interval`: what arrives meanwhile
+        // joins this one. A message arriving after a quiet spell is not held back.
+        let next = last_batch + interval;
+        if ops.len() < batch_max && Instant::now() < next {
+            tokio::time::sleep_until(next.into()).await;
+            while ops.len() < batch_max
+                && let Ok(op) = rx.try_recv()
+            {
+                ops.push(op);
+            }
+        }
+        last_batch = Instant::now();
         let mut messages = Vec::with_capacity(ops.len());
         let mut replies = Vec::with_capacity(ops.len());
         for op in ops.drain(..) {

@@ -30,7 +30,8 @@ pub async fn run(mut io: Io, socket: Arc<TcpStream>, state: AppState, user: User
     ));
     outbox.reply(server::connected(user));
     state.metrics.connections_opened.inc();
-    if state.hub.register(user, conn, outbox.clone()) {
+    let first = state.hub.register(user, conn, outbox.clone());
+    if first {
         match state.store.user_group_ids(user).await {
             Ok(groups) => state.hub.add_groups(user, groups),
             // Live group pushes wait for the next connection; syncs still return them.
@@ -40,6 +41,8 @@ pub async fn run(mut io: Io, socket: Arc<TcpStream>, state: AppState, user: User
     // The 1000 frame (queued first) goes out once this node receives the user's and groups'
     // channels: from then on, everything sent to the user reaches this socket live.
     state.bus.settled().await;
+    // …and once the other nodes holding the user copy the user's own sends here.
+    state.hub.announce(user, first).await;
     tracing::debug!(user, conn, "connected");
 
     let writer = tokio::spawn({

@@ -75,6 +75,46 @@ async fn devices_on_different_nodes_all_receive() {
     alice_phone.expect_nothing_pending().await;
 }
 
+/// A lone device's sends are not copied to its own topic; a second device joining on
+/// another node must still get the copies of everything sent once its 1000 arrived, with
+/// no waiting for subscriptions: the presence handshake happens before the 1000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_joining_on_another_node_gets_copies_at_once() {
+    let cluster = Cluster::start(2).await;
+    let mut phone = cluster.connect(0, 1).await;
+    let mut bob = cluster.connect(1, 2).await;
+    let first = phone.private(2, "while alone").await;
+    assert_eq!(first["code"], 2100, "{first}");
+    assert_eq!(bob.expect(2000).await["id"], first["id"]);
+    // Bob answers, so the stranger limit does not get in the way.
+    let answer = bob.private(1, "hi").await;
+    assert_eq!(phone.expect(2000).await["id"], answer["id"]);
+
+    let mut laptop = cluster.connect(1, 1).await;
+    let second = phone.private(2, "now with a laptop").await;
+    assert_eq!(second["code"], 2100, "{second}");
+    let copy = laptop.expect(2000).await;
+    assert_eq!(copy["id"], second["id"]);
+    assert_eq!(copy["source"], "live");
+    assert_eq!(bob.expect(2000).await["id"], second["id"]);
+
+    // And the other way: the phone's node answered the laptop's announcement.
+    let third = laptop.private(2, "from the laptop").await;
+    assert_eq!(third["code"], 2100, "{third}");
+    assert_eq!(phone.expect(2000).await["id"], third["id"]);
+    assert_eq!(bob.expect(2000).await["id"], third["id"]);
+    phone.expect_nothing_pending().await;
+    laptop.expect_nothing_pending().await;
+
+    // A phone joining the node where the laptop is alone with user 1 is copied too.
+    laptop.close().await;
+    let mut tablet = cluster.connect(0, 1).await;
+    let fourth = phone.private(2, "phone and tablet on one node").await;
+    assert_eq!(fourth["code"], 2100, "{fourth}");
+    assert_eq!(tablet.expect(2000).await["id"], fourth["id"]);
+    assert_eq!(bob.expect(2000).await["id"], fourth["id"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_members_on_three_nodes_each_get_it_once() {
     let cluster = Cluster::start(3).await;
