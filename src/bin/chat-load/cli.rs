@@ -97,7 +97,9 @@ pub struct Common {
     /// No live progress line on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
-    /// Tokio worker threads (default: one per core).
+    /// IO threads, each a single-threaded runtime; users' connections are dealt to them in
+    /// turn (the run itself, pacer and progress, is on the main thread). Default: one per
+    /// two cores.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
 }

@@ -1,23 +1,21 @@
-//! One simulated user: its connection (a reader task that accounts for every frame, a
-//! writer task that batches outgoing frames), what it received, and its unread syncs.
+//! One simulated user: its connection (a reader task on the connection's IO thread that
+//! accounts for every frame; sends written straight into the socket, conn.rs), what it
+//! received, and its unread syncs.
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::conn::Conn;
 use crate::context::Ctx;
 use crate::frame::{Incoming, MsgKey, SYNC, read_receipt};
 use crate::ledger::{Inbox, Receipt};
 use crate::stats::lock;
-use crate::target::{DialError, Ws};
+use crate::target::{DialError, Dialed};
+use crate::ws::Decoder;
 
-/// Most frames a writer hands to the socket before flushing.
-const WRITE_BATCH: usize = 64;
 /// First delay before a sync, message or read receipt refused with 5000 is sent again
 /// (doubles, jittered).
 const RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -53,9 +51,8 @@ pub struct User {
 }
 
 struct Link {
-    out: mpsc::UnboundedSender<Message>,
+    conn: Arc<Conn>,
     reader: AbortHandle,
-    writer: AbortHandle,
     generation: u64,
 }
 
@@ -89,8 +86,17 @@ impl User {
     }
 
     /// Connects (recording the handshake time or the failure's cause) and starts the
-    /// connection's tasks.
+    /// connection's reader, all on the user's IO thread.
     pub async fn connect(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<(), String> {
+        let (user, on_shard) = (self.clone(), ctx.clone());
+        ctx.shard(self.idx)
+            .spawn(async move { user.connect_here(&on_shard).await })
+            .await
+            .unwrap_or_else(|_| Err("the IO thread stopped".into()))
+    }
+
+    /// `connect`, on the IO thread the connection is to live on.
+    async fn connect_here(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<(), String> {
         let token = ctx.tokens.mint(self.id);
         let started = Instant::now();
         let ws = match ctx.dialer.dial(&token).await {
@@ -109,9 +115,13 @@ impl User {
         Ok(())
     }
 
-    fn attach(self: &Arc<Self>, ctx: &Arc<Ctx>, ws: Ws) {
-        let (sink, stream) = ws.split();
-        let (out, queue) = mpsc::unbounded_channel();
+    fn attach(self: &Arc<Self>, ctx: &Arc<Ctx>, ws: Dialed) {
+        let Dialed {
+            stream,
+            decoder,
+            leftover,
+        } = ws;
+        let conn = Arc::new(Conn::new(stream));
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         // The link is in place before the reader can end, so its end always finds it.
         let mut link = lock(&self.link);
@@ -119,13 +129,17 @@ impl User {
             old.abort();
             ctx.stats.closed();
         }
-        let writer = tokio::spawn(write_loop(sink, queue)).abort_handle();
-        let reader =
-            tokio::spawn(read_loop(ctx.clone(), self.clone(), stream, generation)).abort_handle();
+        let reader = tokio::spawn(read_loop(
+            ctx.clone(),
+            self.clone(),
+            conn.clone(),
+            (decoder, leftover),
+            generation,
+        ))
+        .abort_handle();
         *link = Some(Link {
-            out,
+            conn,
             reader,
-            writer,
             generation,
         });
         self.inflight.store(0, Ordering::Relaxed);
@@ -133,10 +147,11 @@ impl User {
         ctx.stats.opened();
     }
 
-    /// Queues a text frame; false when the user is offline.
+    /// Sends a text frame (written at once when the socket takes it, else queued behind
+    /// what it has not taken yet); false when the user is offline.
     pub fn send(&self, text: String) -> bool {
         match &*lock(&self.link) {
-            Some(link) => link.out.send(Message::text(text)).is_ok(),
+            Some(link) => link.conn.send_text(&text),
             None => false,
         }
     }
@@ -154,11 +169,12 @@ impl User {
     /// close frame came back (or after `CLOSE_WAIT`).
     pub fn close(&self, ctx: &Ctx) {
         if let Some(link) = lock(&self.link).take() {
-            let _ = link.out.send(Message::Close(None));
-            // The writer sends the close frame and ends; the reader ends on the answer.
-            tokio::spawn(async move {
+            link.conn.send_close();
+            // The reader ends on the answer; the socket closes with the reader.
+            let reader = link.reader;
+            link.conn.shard().spawn(async move {
                 tokio::time::sleep(CLOSE_WAIT).await;
-                link.reader.abort();
+                reader.abort();
             });
             self.went_offline(ctx);
         }
@@ -244,7 +260,7 @@ impl User {
         let mut link = lock(&self.link);
         if link.as_ref().is_some_and(|l| l.generation == generation) {
             if let Some(link) = link.take() {
-                link.writer.abort();
+                link.conn.abort_writer();
             }
             drop(link);
             self.went_offline(ctx);
@@ -257,28 +273,7 @@ impl User {
 impl Link {
     fn abort(self) {
         self.reader.abort();
-        self.writer.abort();
-    }
-}
-
-async fn write_loop(mut sink: SplitSink<Ws, Message>, mut queue: mpsc::UnboundedReceiver<Message>) {
-    while let Some(first) = queue.recv().await {
-        let closing = matches!(first, Message::Close(_));
-        if sink.feed(first).await.is_err() {
-            return;
-        }
-        let mut batch = 1;
-        while batch < WRITE_BATCH
-            && let Ok(next) = queue.try_recv()
-        {
-            if sink.feed(next).await.is_err() {
-                return;
-            }
-            batch += 1;
-        }
-        if sink.flush().await.is_err() || closing {
-            return;
-        }
+        self.conn.abort_writer();
     }
 }
 
@@ -291,16 +286,18 @@ impl Drop for Alive {
     }
 }
 
-async fn read_loop(ctx: Arc<Ctx>, user: Arc<User>, mut stream: SplitStream<Ws>, generation: u64) {
+async fn read_loop(
+    ctx: Arc<Ctx>,
+    user: Arc<User>,
+    conn: Arc<Conn>,
+    (decoder, leftover): (Decoder, Vec<u8>),
+    generation: u64,
+) {
     ctx.stats.readers.fetch_add(1, Ordering::Relaxed);
     let _alive = Alive(ctx.clone());
-    loop {
-        match stream.next().await {
-            Some(Ok(Message::Text(text))) => handle(&ctx, &user, &text),
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-            Some(Ok(_)) => {}
-        }
-    }
+    // The reader ends on the server's close frame (answered), EOF, or an error.
+    conn.read(decoder, leftover, |text| handle(&ctx, &user, text))
+        .await;
     user.ended(&ctx, generation);
 }
 

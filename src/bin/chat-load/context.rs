@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::Instant;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::cli::Common;
@@ -28,6 +29,8 @@ pub struct Ctx {
     pub tokens: Tokens,
     /// Counters and histograms.
     pub stats: Stats,
+    /// The IO threads' runtimes (`shards`): a user's connection lives on one of them.
+    io: Vec<Handle>,
     /// The streams; set once, before the first message.
     ledger: OnceLock<Ledger>,
     /// Whether a connection the server ends is reopened (and resynced).
@@ -41,7 +44,8 @@ pub struct Ctx {
 
 impl Ctx {
     /// A context for a run.
-    pub fn new(opts: Common, dialer: Dialer, tokens: Tokens) -> Ctx {
+    pub fn new(opts: Common, dialer: Dialer, tokens: Tokens, io: Vec<Handle>) -> Ctx {
+        assert!(!io.is_empty(), "at least one IO thread");
         let (disconnects, disconnected) = mpsc::unbounded_channel();
         Ctx {
             tag: crate::frame::run_tag(),
@@ -50,12 +54,18 @@ impl Ctx {
             dialer,
             tokens,
             stats: Stats::default(),
+            io,
             ledger: OnceLock::new(),
             reconnect: AtomicBool::new(false),
             disconnects,
             disconnected: Mutex::new(Some(disconnected)),
             epoch: Instant::now(),
         }
+    }
+
+    /// The runtime of the IO thread that user `idx`'s connections live on.
+    pub fn shard(&self, idx: u32) -> &Handle {
+        &self.io[idx as usize % self.io.len()]
     }
 
     /// µs since the run began: the clock of send times and latencies.

@@ -9,6 +9,7 @@
 mod backoff;
 mod cli;
 mod client;
+mod conn;
 mod context;
 mod fdlimit;
 mod fleet;
@@ -20,11 +21,13 @@ mod procs;
 mod progress;
 mod report;
 mod scenario;
+mod shards;
 mod stats;
 mod table;
 mod target;
 mod tokens;
 mod traffic;
+mod ws;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -35,20 +38,34 @@ use cli::Cli;
 use context::Ctx;
 use fdlimit::FdLimit;
 use report::Report;
+use shards::Shards;
 use target::{Dialer, Target};
 use tokens::{MIN_SECRET_BYTES, Tokens};
 
+/// The same allocator as the gateway: the tool shares the machine it measures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = cli.common.threads {
-        runtime.worker_threads(threads.max(1));
-    }
-    let runtime = match runtime.enable_all().build() {
+    // Connections live on IO threads, each a current-thread runtime (shards.rs); the run
+    // itself (scenario, pacer, progress) on this thread's own.
+    let threads = cli.common.threads.unwrap_or_else(shards::default_count);
+    let shards = match Shards::start(threads) {
+        Ok(shards) => shards,
+        Err(e) => return fail(&format!("cannot start the IO threads: {e}")),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli, shards.handles()));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    shards.stop();
+    match result {
         Ok(report) if report.verdict.passed => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => fail(&e),
@@ -60,7 +77,7 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn run(cli: Cli) -> Result<Report, String> {
+async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String> {
     let started = Instant::now();
     let common = cli.common.clone();
     let secret = common.jwt_secret.clone().ok_or(
@@ -95,7 +112,7 @@ async fn run(cli: Cli) -> Result<Report, String> {
     );
     let dialer = Dialer::new(targets, sources, common.handshake_timeout);
     let tokens = Tokens::new(&secret, common.token_ttl);
-    let ctx = Arc::new(Ctx::new(common, dialer, tokens));
+    let ctx = Arc::new(Ctx::new(common, dialer, tokens, io));
 
     let progress = (!ctx.opts.quiet).then(|| progress::spawn(ctx.clone()));
     let outcome = scenario::run(&ctx, &cli.scenario, &fd).await;

@@ -2,26 +2,27 @@
 //! loopback source addresses that lift the ephemeral-port ceiling of one address, and
 //! the dial itself (TCP connect, WebSocket upgrade, first frame).
 
-use futures_util::StreamExt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::frame::Incoming;
+use crate::ws::{self, Decoder, Frame, UpgradeError, opcode};
 
-/// An open, authenticated WebSocket.
-pub type Ws = WebSocketStream<TcpStream>;
+/// An open, authenticated WebSocket, its first (1000) frame read.
+pub struct Dialed {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The frame parser's state after the first frame.
+    pub decoder: Decoder,
+    /// Bytes read past the first frame: the start of the frame stream.
+    pub leftover: Vec<u8>,
+}
 
-/// Bytes of read buffer per connection. tungstenite's default (128 KiB) would cost the load
-/// tool gigabytes at 20k connections; chat frames are small.
-const READ_BUFFER: usize = 4 * 1024;
-/// Bytes gathered before a write reaches the socket (writers flush after each batch anyway).
-const WRITE_BUFFER: usize = 8 * 1024;
+/// Bytes asked of each read during the handshake.
+const HANDSHAKE_READ: usize = 4 * 1024;
 
 /// One gateway endpoint.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// `host:port` for the HTTP Host header and the REST API.
     pub authority: String,
+    /// The request target of the upgrade: path and query (`/` when the URL has none).
+    pub path: String,
 }
 
 impl Target {
@@ -68,10 +71,16 @@ impl Target {
             .or(addrs.first())
             .copied()
             .ok_or_else(|| format!("{url}: {with_port} resolves to nothing"))?;
+        let path = match &rest[authority.len()..] {
+            "" => "/".to_string(),
+            query if query.starts_with('?') => format!("/{query}"),
+            path => path.to_string(),
+        };
         Ok(Target {
             url: url.to_string(),
             addr,
             authority,
+            path,
         })
     }
 }
@@ -172,7 +181,7 @@ impl Dialer {
     }
 
     /// Connects with `token` and reads the 1000 frame; the socket, ready for traffic.
-    pub async fn dial(&self, token: &str) -> Result<Ws, DialError> {
+    pub async fn dial(&self, token: &str) -> Result<Dialed, DialError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let target = &self.targets[n % self.targets.len()];
         let source = (!self.sources.is_empty())
@@ -184,7 +193,7 @@ impl Dialer {
     }
 }
 
-async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Ws, DialError> {
+async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Dialed, DialError> {
     let socket = match target.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
@@ -195,7 +204,7 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Ws
             .bind(SocketAddr::new(ip, 0))
             .map_err(DialError::Connect)?;
     }
-    let stream = socket
+    let mut stream = socket
         .connect(target.addr)
         .await
         .map_err(DialError::Connect)?;
@@ -205,43 +214,84 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Ws
     // reconnect storms of ports. A polite close still completes the WebSocket close
     // handshake first (`client::User::close`).
     let _ = stream.set_zero_linger();
-    let mut request = target
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| DialError::Handshake(e.to_string()))?;
-    let bearer = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| DialError::Handshake("token is not a valid header value".into()))?;
-    request.headers_mut().insert("authorization", bearer);
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(Some(1 << 20));
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+    let (request, key) = ws::upgrade_request(&target.path, &target.authority, token)
+        .map_err(DialError::Handshake)?;
+    stream
+        .write_all(request.as_bytes())
         .await
-        .map_err(|e| match e {
-            WsError::Http(response) => DialError::Http(response.status().as_u16()),
-            WsError::Io(e) => DialError::Connect(e),
-            e => DialError::Handshake(e.to_string()),
-        })?;
+        .map_err(DialError::Connect)?;
+    let mut buf = Vec::with_capacity(HANDSHAKE_READ);
+    let head = loop {
+        if let Some(end) = ws::response_end(&buf) {
+            break end;
+        }
+        if buf.len() >= ws::MAX_RESPONSE_HEAD {
+            return Err(DialError::Handshake("response header too long".into()));
+        }
+        if read_more(&mut stream, &mut buf)
+            .await
+            .map_err(DialError::Connect)?
+            == 0
+        {
+            return Err(DialError::Handshake(
+                "connection closed during the upgrade".into(),
+            ));
+        }
+    };
+    ws::check_response(&buf[..head], &key).map_err(|e| match e {
+        UpgradeError::Status(status) => DialError::Http(status),
+        UpgradeError::Invalid(what) => DialError::Handshake(what),
+    })?;
+    buf.drain(..head);
+    // The first frame must be the 1000 "connected" frame (pings may come before it).
+    let mut decoder = Decoder::default();
+    let closed = || DialError::FirstFrame("connection closed".into());
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
+        let parsed = decoder
+            .parse(&buf)
+            .map_err(|e| DialError::FirstFrame(e.to_string()))?;
+        let Some((frame, used)) = parsed else {
+            if read_more(&mut stream, &mut buf)
+                .await
+                .map_err(|e| DialError::FirstFrame(e.to_string()))?
+                == 0
+            {
+                return Err(closed());
+            }
+            continue;
+        };
+        let pong = match frame {
+            Frame::Text(text) => {
                 return match Incoming::parse(&text) {
-                    Some(frame) if frame.code == 1000 => Ok(ws),
+                    Some(frame) if frame.code == 1000 => Ok(Dialed {
+                        stream,
+                        decoder,
+                        // Usually nothing: the handshake's buffer is not kept.
+                        leftover: buf[used..].to_vec(),
+                    }),
                     Some(frame) => Err(DialError::FirstFrame(format!("code {}", frame.code))),
                     None => Err(DialError::FirstFrame("not a JSON frame".into())),
                 };
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_))) | None => {
-                return Err(DialError::FirstFrame("connection closed".into()));
-            }
-            Some(Ok(_)) => return Err(DialError::FirstFrame("not a text frame".into())),
-            Some(Err(e)) => return Err(DialError::FirstFrame(e.to_string())),
+            Frame::Ping(payload) => Some(ws::client_frame(opcode::PONG, payload)),
+            Frame::Pong | Frame::Fragment => None,
+            Frame::Close(_) => return Err(closed()),
+            Frame::Binary => return Err(DialError::FirstFrame("not a text frame".into())),
+        };
+        buf.drain(..used);
+        if let Some(pong) = pong {
+            stream
+                .write_all(&pong)
+                .await
+                .map_err(|e| DialError::FirstFrame(e.to_string()))?;
         }
     }
+}
+
+/// Reads once more into `buf`; the bytes read (0 at EOF).
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    buf.reserve(HANDSHAKE_READ);
+    stream.read_buf(buf).await
 }
 
 #[cfg(test)]
@@ -253,6 +303,13 @@ mod tests {
         let t = Target::parse("ws://127.0.0.1:8080/ws").unwrap();
         assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(t.authority, "127.0.0.1:8080");
+        assert_eq!(t.path, "/ws");
+        assert_eq!(Target::parse("ws://127.0.0.1:1").unwrap().path, "/");
+        assert_eq!(Target::parse("ws://127.0.0.1:1?a=b").unwrap().path, "/?a=b");
+        assert_eq!(
+            Target::parse("ws://127.0.0.1:1/ws?a=b").unwrap().path,
+            "/ws?a=b"
+        );
         assert!(Target::parse("wss://x/ws").is_err());
     }
 
