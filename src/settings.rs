@@ -56,7 +56,7 @@ pub struct ServerSettings {
     /// after this delay, together with whatever else reaches them meanwhile: under load, one
     /// system call then carries several messages to a socket. Smaller fan-outs, private
     /// messages and answers are written at once. `0s` writes everything at once.
-    /// Default `50ms`.
+    /// Default `100ms`.
     #[serde(with = "humantime_serde")]
     pub group_write_delay: Duration,
 }
@@ -74,7 +74,7 @@ impl Default for ServerSettings {
             allowed_origins: Vec::new(),
             max_devices_per_user: 16,
             worker_threads: 0,
-            group_write_delay: Duration::from_millis(50),
+            group_write_delay: Duration::from_millis(100),
         }
     }
 }

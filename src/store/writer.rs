@@ -81,6 +81,12 @@ impl MessageWriter {
     }
 }
 
+/// A batch of at least this many messages means the writer is busy: the next one starts
+/// after twice `storage.batch_interval`. At a few thousand messages per second a node's
+/// batches stay below it (no added latency); at 12,000/s and more per node, transactions
+/// are halved (MariaDB's cost per transaction is ~250 µs of CPU).
+const BUSY: usize = 48;
+
 /// Undelivered marks wait at most this long before they are written…
 const MARKS_MAX_AGE: Duration = Duration::from_millis(200);
 /// …or until this many are waiting.
@@ -139,6 +145,8 @@ async fn collect(
     let mut ops = Vec::with_capacity(batch_max);
     let mut marks = Marks::default();
     let mut last_batch = Instant::now();
+    // Whether the last batch carried `BUSY` messages or more.
+    let mut busy = false;
     // One transaction at a time, in arrival order: an undelivered mark queued before a later
     // insert is known (written, or waiting in `marks`) when that insert looks for
     // duplicates, so a repeated client_msg_id gets the first message's code.
@@ -161,9 +169,10 @@ async fn collect(
             marks.flush(store.as_ref()).await;
             return;
         }
-        // Under load, batches start at most once per `interval`: what arrives meanwhile
-        // joins this one. A message arriving after a quiet spell is not held back.
-        let next = last_batch + interval;
+        // Under load, batches start at most once per `interval` (twice that while busy):
+        // what arrives meanwhile joins this one. A message arriving after a quiet spell is
+        // not held back.
+        let next = last_batch + if busy { interval * 2 } else { interval };
         if ops.len() < batch_max && Instant::now() < next {
             tokio::time::sleep_until(next.into()).await;
             while ops.len() < batch_max
@@ -204,6 +213,7 @@ async fn collect(
         } else {
             Vec::new()
         };
+        busy = messages.len() >= BUSY;
         let started = Instant::now();
         let result = store.insert_messages(&messages, &flushing).await;
         tracing::debug!(

@@ -137,13 +137,19 @@ impl SqlStore {
         batch: &[Message],
         undelivered: &[Uuid],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        match Self::write_batch(&mut conn, batch, undelivered).await {
+        let mut held = self.writer.lock().await;
+        let conn = match held.as_mut() {
+            Some(conn) => conn,
+            None => held.insert(self.pool.acquire().await?),
+        };
+        match Self::write_batch(conn, batch, undelivered).await {
             Ok(outcomes) => Ok(outcomes),
             Err(e) => {
                 // The transaction was opened by hand: end it before the connection goes
                 // back to the pool, or drop the connection if even that fails.
-                if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
+                if let Some(mut conn) = held.take()
+                    && sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err()
+                {
                     let _ = conn.close().await;
                 }
                 Err(e.into())

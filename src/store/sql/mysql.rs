@@ -57,7 +57,10 @@ impl SqlStore {
         if settings.migrate {
             migrate(&pool).await?;
         }
-        Ok(SqlStore { pool })
+        Ok(SqlStore {
+            pool,
+            writer: Default::default(),
+        })
     }
 }
 

@@ -28,6 +28,10 @@ const CHUNK: usize = 500;
 #[derive(Clone)]
 pub struct SqlStore {
     pool: Pool<Db>,
+    /// The batching writer's own connection, kept between batches (one server thread with
+    /// warm caches instead of the pool's next connection each time); dropped after an
+    /// error, and taken from the pool again by the next batch.
+    writer: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<Db>>>>,
 }
 
 type Row_ = <Db as sqlx::Database>::Row;

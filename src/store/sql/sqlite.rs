@@ -66,6 +66,9 @@ impl SqlStore {
         if settings.migrate {
             MIGRATOR.run(&pool).await?;
         }
-        Ok(SqlStore { pool })
+        Ok(SqlStore {
+            pool,
+            writer: Default::default(),
+        })
     }
 }
