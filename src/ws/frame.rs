@@ -55,6 +55,52 @@ pub fn header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
     (head, used)
 }
 
+/// The fixed part of a frame's header, as both ends read it (the load tool too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// The last frame of its message.
+    pub fin: bool,
+    pub opcode: u8,
+    /// A masking key follows the length (client frames).
+    pub masked: bool,
+    /// The payload's length.
+    pub len: u64,
+    /// Bytes of header before the masking key: 2, 4 or 10.
+    pub size: usize,
+}
+
+/// Reads the header at the start of `b`; `None` until its length bytes have arrived.
+/// Refuses reserved bits (no extension is negotiated) and a 64-bit length with its top bit
+/// set, naming the rule.
+pub fn parse_head(b: &[u8]) -> Result<Option<Head>, &'static str> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    if b[0] & 0x70 != 0 {
+        return Err("reserved bits set, but no extension was negotiated");
+    }
+    let (len, size) = match b[1] & 0x7F {
+        126 if b.len() < 4 => return Ok(None),
+        126 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+        127 if b.len() < 10 => return Ok(None),
+        127 => {
+            let len = u64::from_be_bytes(b[2..10].try_into().expect("8 bytes"));
+            if len >> 63 != 0 {
+                return Err("frame length has its top bit set");
+            }
+            (len, 10)
+        }
+        short => (u64::from(short), 2),
+    };
+    Ok(Some(Head {
+        fin: b[0] & 0x80 != 0,
+        opcode: b[0] & 0x0F,
+        masked: b[1] & 0x80 != 0,
+        len,
+        size,
+    }))
+}
+
 /// The payload of a close frame: the code, then the reason (cut to fit the 125-byte limit
 /// of a control frame, on a character boundary).
 pub fn close_payload(code: u16, reason: &str) -> Bytes {
@@ -193,32 +239,13 @@ impl FrameReader {
                 }
             }
             let b = &self.buf[..];
-            if b.len() < 2 {
+            let Some(head) = parse_head(b).map_err(FrameError::Protocol)? else {
                 return Ok(None);
-            }
-            let fin = b[0] & 0x80 != 0;
-            let op = b[0] & 0x0F;
-            if b[0] & 0x70 != 0 {
-                return Err(FrameError::Protocol(
-                    "reserved bits set, but no extension was negotiated",
-                ));
-            }
-            if b[1] & 0x80 == 0 {
+            };
+            if !head.masked {
                 return Err(FrameError::Protocol("client frames must be masked"));
             }
-            let (len, mut at) = match b[1] & 0x7F {
-                126 if b.len() < 4 => return Ok(None),
-                126 => (u16::from_be_bytes([b[2], b[3]]) as u64, 4),
-                127 if b.len() < 10 => return Ok(None),
-                127 => {
-                    let len = u64::from_be_bytes(b[2..10].try_into().expect("8 bytes"));
-                    if len >> 63 != 0 {
-                        return Err(FrameError::Protocol("frame length has its top bit set"));
-                    }
-                    (len, 10)
-                }
-                short => (short as u64, 2),
-            };
+            let (fin, op, len, mut at) = (head.fin, head.opcode, head.len, head.size);
             if b.len() < at + 4 {
                 return Ok(None);
             }
@@ -261,7 +288,7 @@ impl FrameReader {
             }
             let mut payload = self.buf.split_to(total);
             payload.advance(at);
-            unmask(&mut payload, mask);
+            apply_mask(&mut payload, mask);
             match op {
                 opcode::PING => return Ok(Some(Incoming::Ping(payload.freeze()))),
                 opcode::PONG => return Ok(Some(Incoming::Pong)),
@@ -333,8 +360,9 @@ fn read_now(socket: &TcpStream, buf: &mut BytesMut, chunk: usize) -> io::Result<
     Ok(read)
 }
 
-/// XORs `data` with the client's masking key.
-fn unmask(data: &mut [u8], mask: [u8; 4]) {
+/// XORs `data` with a masking key: unmasks a client frame's payload (and masks one, for a
+/// client: the load tool uses it too).
+pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
     let wide = u64::from_ne_bytes([
         mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
     ]);
@@ -505,7 +533,7 @@ mod tests {
         for len in 0..40 {
             let data: Vec<u8> = (0..len as u8).collect();
             let mut fast = data.clone();
-            unmask(&mut fast, mask);
+            apply_mask(&mut fast, mask);
             let slow: Vec<u8> = data
                 .iter()
                 .enumerate()

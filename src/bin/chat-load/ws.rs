@@ -6,26 +6,13 @@
 //! and a read is one `recv` into a buffer shared by all the connections of a thread (an idle
 //! connection holds no read buffer). No extension is negotiated: reserved bits must be zero.
 
+use chat_gateway::ws::frame::{header, parse_head};
 use std::borrow::Cow;
 use std::fmt;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-/// Frame opcodes.
-pub mod opcode {
-    /// Continues a fragmented message.
-    pub const CONTINUATION: u8 = 0x0;
-    /// A text message (UTF-8).
-    pub const TEXT: u8 = 0x1;
-    /// A binary message.
-    pub const BINARY: u8 = 0x2;
-    /// Close.
-    pub const CLOSE: u8 = 0x8;
-    /// Ping.
-    pub const PING: u8 = 0x9;
-    /// Pong.
-    pub const PONG: u8 = 0xA;
-}
+pub use chat_gateway::ws::frame::{apply_mask, opcode};
 
 /// The largest message accepted from the server (tungstenite's `max_message_size` as the
 /// tool configured it before).
@@ -35,20 +22,13 @@ pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// The longest header of a client frame: 2 bytes, 8 of length, 4 of mask.
 pub const MAX_CLIENT_HEADER: usize = 14;
 
-/// Appends a final client frame of `opcode` carrying `payload`, masked with `mask`.
+/// Appends a final client frame of `opcode` carrying `payload`, masked with `mask`: the
+/// server's header (`chat_gateway::ws::frame::header`) with the mask bit, then the key.
 pub fn encode(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
+    let (mut head, used) = header(opcode, payload.len());
+    head[1] |= 0x80;
     out.reserve(MAX_CLIENT_HEADER + payload.len());
-    out.push(0x80 | opcode);
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= usize::from(u16::MAX) {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    out.extend_from_slice(&head[..used]);
     out.extend_from_slice(&mask);
     let start = out.len();
     out.extend_from_slice(payload);
@@ -65,21 +45,6 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
         rand::random::<u32>().to_ne_bytes(),
     );
     out
-}
-
-/// XORs `data` with a masking key (masking and unmasking are the same operation).
-pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
-    let wide = u64::from_ne_bytes([
-        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
-    ]);
-    let mut chunks = data.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let word = u64::from_ne_bytes((&*chunk).try_into().expect("8 bytes")) ^ wide;
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
-        *byte ^= mask[i % 4];
-    }
 }
 
 /// What one server frame amounts to.
@@ -145,32 +110,13 @@ impl Decoder {
     /// The first frame in `buf` and how many bytes it took; `None` when `buf` does not hold
     /// a whole frame yet (nothing is consumed then).
     pub fn parse<'b>(&mut self, buf: &'b [u8]) -> Result<Option<(Frame<'b>, usize)>, FrameError> {
-        if buf.len() < 2 {
+        let Some(head) = parse_head(buf).map_err(FrameError::Protocol)? else {
             return Ok(None);
-        }
-        let fin = buf[0] & 0x80 != 0;
-        let op = buf[0] & 0x0F;
-        if buf[0] & 0x70 != 0 {
-            return Err(FrameError::Protocol(
-                "reserved bits set, but no extension was negotiated",
-            ));
-        }
-        if buf[1] & 0x80 != 0 {
+        };
+        if head.masked {
             return Err(FrameError::Protocol("server frames must not be masked"));
         }
-        let (len, at) = match buf[1] & 0x7F {
-            126 if buf.len() < 4 => return Ok(None),
-            126 => (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
-            127 if buf.len() < 10 => return Ok(None),
-            127 => {
-                let len = u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes"));
-                if len >> 63 != 0 {
-                    return Err(FrameError::Protocol("frame length has its top bit set"));
-                }
-                (len, 10)
-            }
-            short => (u64::from(short), 2),
-        };
+        let (fin, op, len, at) = (head.fin, head.opcode, head.len, head.size);
         match op {
             opcode::CLOSE | opcode::PING | opcode::PONG => {
                 if !fin || len > 125 {
