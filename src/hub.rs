@@ -185,13 +185,16 @@ impl Hub {
         }
         if first {
             self.bus.subscribe(Topic::User(user));
+            // Later devices wait for this one's announcement (`announce`).
+            state.joining.insert(user, Arc::default());
         }
         first
     }
 
     /// Makes the other nodes holding `user` aware of this node, once `register` said it is
     /// the user's `first` connection here and the user's topic is subscribed; a later
-    /// connection waits for an announcement under way. When this returns, every node
+    /// connection waits for the announcement under way (registered by `register`, so a
+    /// device arriving before the first one announces waits too). When this returns, every node
     /// holding the user copies the user's sends to this node (or the wait timed out).
     ///
     /// Why: a private message is copied to the sender's own topic only when another device
@@ -211,8 +214,9 @@ impl Hub {
             }
             return;
         }
-        let joining = Arc::new(Joining::default());
-        self.state.write().joining.insert(user, joining.clone());
+        let Some(joining) = self.state.read().joining.get(&user).cloned() else {
+            return; // The user already left this node.
+        };
         let joined = Control::DeviceJoined {
             user,
             node: self.node,
@@ -281,7 +285,11 @@ impl Hub {
     /// Removes a connection; the user's and groups' topics are released if it was the last.
     pub fn unregister(&self, user: UserId, id: ConnId) {
         let mut state = self.state.write();
-        let State { users, groups, .. } = &mut *state;
+        let State {
+            users,
+            groups,
+            joining,
+        } = &mut *state;
         let Some(local) = users.get_mut(&user) else {
             return;
         };
@@ -290,6 +298,9 @@ impl Hub {
             return;
         }
         let local = users.remove(&user).unwrap_or_default();
+        if let Some(announcing) = joining.remove(&user) {
+            announcing.finish();
+        }
         self.bus.unsubscribe(Topic::User(user));
         for group in local.groups {
             self.leave_locked(groups, group, user);
