@@ -604,3 +604,29 @@ on_both_backends!(
     follows_and_blocks,
     reconnecting_keeps_everything,
 );
+
+/// SQLite only: the write-ahead log is copied into the database file in the background,
+/// long before a committing connection would checkpoint it itself (at 50,000 pages), so
+/// the writer's commits never wait for checkpoint writes and the log does not grow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_log_is_checkpointed_in_the_background() {
+    let f = fixture(Backend::Sqlite).await;
+    let db = f._dir.path().join("chat.db");
+    let size = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let batch: Vec<Message> = (0..400)
+        .map(|i| to_user(1, 2, &"x".repeat(2000), Some(&format!("c{i}"))))
+        .collect();
+    let outcomes = f.store.insert_messages(&batch, &[]).await.unwrap();
+    assert!(outcomes.iter().all(|o| *o == InsertOutcome::Stored));
+    // 400 rows of 2 KB: about 200 pages in the log, none in the file until a checkpoint.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + 400 * 2000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {} bytes (was {before})",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
