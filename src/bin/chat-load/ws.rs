@@ -219,44 +219,36 @@ pub enum UpgradeError {
 /// request made with `key`.
 pub fn check_response(head: &[u8], key: &str) -> Result<(), UpgradeError> {
     let invalid = |what: &str| UpgradeError::Invalid(what.to_string());
-    let head = std::str::from_utf8(head).map_err(|_| invalid("response header is not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(invalid("not an HTTP/1.x response"));
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(invalid("response header cut short")),
+        Err(e) => return Err(UpgradeError::Invalid(format!("malformed response: {e}"))),
     }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| invalid("no status code"))?;
+    let status = response.code.unwrap_or_default();
     if status != 101 {
         return Err(UpgradeError::Status(status));
     }
-    let (mut upgrade, mut connection, mut accept) = (false, false, None);
-    for line in lines.take_while(|l| !l.is_empty()) {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(invalid("malformed header line"));
-        };
-        let (name, value) = (name.trim(), value.trim());
-        if name.eq_ignore_ascii_case("upgrade") {
-            upgrade = value.eq_ignore_ascii_case("websocket");
-        } else if name.eq_ignore_ascii_case("connection") {
-            connection = value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-        } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
-            accept = Some(value);
-        }
-    }
-    if !upgrade {
+    let value = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::trim)
+    };
+    if !value("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
         return Err(invalid("no \"Upgrade: websocket\" header"));
     }
-    if !connection {
+    let upgrade_token = |v: &str| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    };
+    if !value("connection").is_some_and(upgrade_token) {
         return Err(invalid("no \"Connection: Upgrade\" header"));
     }
-    match accept {
+    match value("sec-websocket-accept") {
         Some(accept) if accept == derive_accept_key(key.as_bytes()) => Ok(()),
         Some(_) => Err(invalid("wrong Sec-WebSocket-Accept")),
         None => Err(invalid("no Sec-WebSocket-Accept header")),
