@@ -47,7 +47,12 @@ impl Envelope {
     pub fn deliver(skip: Option<ConnId>, frame: &str) -> Bytes {
         let mut buf = BytesMut::with_capacity(HEADER + frame.len());
         buf.put_slice(b"1d");
-        buf.put_slice(format!("{:016x}", skip.unwrap_or(0)).as_bytes());
+        // The 16 hex digits, most significant first, without a formatting allocation.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let skip = skip.unwrap_or(0);
+        for shift in (0..16).rev() {
+            buf.put_u8(HEX[((skip >> (shift * 4)) & 15) as usize]);
+        }
         buf.put_u8(b'\n');
         buf.put_slice(frame.as_bytes());
         buf.freeze()
@@ -95,6 +100,8 @@ mod tests {
                 frame: Bytes::from_static(br#"{"code":2000}"#)
             })
         );
+        let e = Envelope::deliver(Some(0xfedc_ba98_7654_3210), "{}");
+        assert_eq!(&e[..HEADER], b"1dfedcba9876543210\n");
         let e = Envelope::deliver(None, "{}");
         assert!(matches!(
             Envelope::decode(e),
