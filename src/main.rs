@@ -92,6 +92,7 @@ fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
+    raise_fd_limit();
     let app = Application::build(settings).await?;
     let addr = app.local_addr();
     let state = app.state().clone();
@@ -108,6 +109,30 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     app.run_until(shutdown_signal()).await
+}
+
+/// Below this many descriptors a node is reported as capped: it holds one per connection.
+const FEW_FDS: u64 = 16_384;
+
+/// Each connection holds a file descriptor, and the usual soft limit (1,024) would cap a node
+/// at about a thousand connections while the hard limit allows far more (often 524,288 or
+/// more): the soft limit is raised to the hard one, as far as any unprivileged process may
+/// go, and the result is logged, with a warning when it still caps the node.
+fn raise_fd_limit() {
+    let Ok((initial, hard)) = rlimit::Resource::NOFILE.get() else {
+        return;
+    };
+    let soft = rlimit::increase_nofile_limit(hard).unwrap_or(initial);
+    if soft < FEW_FDS {
+        tracing::warn!(
+            soft,
+            hard,
+            "the file-descriptor limit caps this node at about {soft} connections; raise the \
+             hard limit (ulimit -Hn, systemd LimitNOFILE=, the container runtime's nofile)"
+        );
+    } else {
+        tracing::info!(initial, soft, hard, "file-descriptor limit");
+    }
 }
 
 async fn shutdown_signal() {

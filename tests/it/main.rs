@@ -19,6 +19,7 @@ mod liveness;
 mod load_tool;
 mod multi_device;
 mod private;
+mod process;
 mod protocol_errors;
 mod receipts;
 mod rest_groups;
