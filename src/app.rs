@@ -77,8 +77,7 @@ impl Application {
             settings.server.group_write_delay,
             metrics.clone(),
         );
-        let listener = TcpListener::bind(settings.server.bind)
-            .await
+        let listener = crate::ws::socket::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let state = AppState::new(Shared {
             auth: Authenticator::new(&secret),

@@ -1,10 +1,12 @@
-//! The `chat-gateway` binary as a process: what it does for itself at start-up.
+//! A node on its machine: what it asks of the operating system at start-up (file
+//! descriptors, the listen backlog).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::cluster::http_status;
-use crate::support::services::{free_port, wait_until};
+use crate::support::services::{binary, free_port, wait_until};
+use crate::support::{Backend, TestApp};
 
 /// The process, killed when the test ends (even when it fails).
 struct Killed(Child);
@@ -63,4 +65,28 @@ fn a_node_raises_its_file_descriptor_limit_to_the_hard_limit() {
         http_status(port, "/health/ready") == Some(200)
     });
     assert_eq!(open_files_limits(child.0.id()), (hard, hard));
+}
+
+/// The listening socket queues up to `net.core.somaxconn` connections (tokio's default,
+/// 1,024, overflowed under handshake bursts: each dropped SYN costs its client a second).
+#[tokio::test]
+async fn the_listen_backlog_is_as_deep_as_the_kernel_allows() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("somaxconn")
+        .trim()
+        .parse()
+        .expect("a number");
+    // For a listening socket, `ss` shows the backlog as Send-Q.
+    let out = Command::new(binary("ss", "iproute2"))
+        .args(["-ltnH", &format!("sport = :{}", app.addr.port())])
+        .output()
+        .expect("running ss");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let backlog: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket in {text:?}"));
+    assert_eq!(backlog, somaxconn.min(65_535));
 }
