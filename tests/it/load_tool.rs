@@ -6,12 +6,13 @@ use std::time::Duration;
 use crate::support::app::SECRET;
 use crate::support::{Backend, TestApp};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_run_delivers_everything() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+/// Runs the real `chat-load` binary against `app`: a tiny `private` run, with the gateway's
+/// secret or without one; its exit status must be success. The JSON report and stdout.
+async fn private_run(app: &TestApp, secret: Option<&str>) -> (serde_json::Value, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("report.json");
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-load"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-load"));
+    command
         .arg("--url")
         .arg(app.ws_url())
         .arg("--json")
@@ -26,14 +27,16 @@ async fn private_run_delivers_everything() {
             "--duration",
             "2s",
         ])
-        .env("CHAT_LOAD_JWT_SECRET", SECRET)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .env_remove("CHAT_LOAD_JWT_SECRET")
+        .kill_on_drop(true);
+    if let Some(secret) = secret {
+        command.env("CHAT_LOAD_JWT_SECRET", secret);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
         .await
         .expect("chat-load finished within 60 s")
         .expect("chat-load started");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
@@ -43,6 +46,11 @@ async fn private_run_delivers_everything() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report"))
             .expect("the report is JSON");
+    (report, stdout)
+}
+
+/// What a passing tiny run reports.
+fn assert_all_delivered(report: &serde_json::Value, stdout: &str) {
     let messages = &report["messages"];
     assert_eq!(messages["lost"], 0, "{report:#}");
     assert_eq!(messages["duplicates"], 0, "{report:#}");
@@ -55,4 +63,24 @@ async fn private_run_delivers_everything() {
     assert_eq!(report["connections"]["established"], 6, "{report:#}");
     assert_eq!(report["verdict"]["passed"], true, "{report:#}");
     assert!(stdout.contains("verdict          PASS"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_run_delivers_everything() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (report, stdout) = private_run(&app, Some(SECRET)).await;
+    assert_all_delivered(&report, &stdout);
+}
+
+/// Without a secret, the tool fetches its tokens from a gateway in dev mode (a node on
+/// loopback starts so): the zero-configuration gateway can be load-tested as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_secret_the_run_uses_the_gateways_dev_tokens() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    assert!(
+        app.settings.dev_tokens(),
+        "a loopback test node has dev tokens"
+    );
+    let (report, stdout) = private_run(&app, None).await;
+    assert_all_delivered(&report, &stdout);
 }

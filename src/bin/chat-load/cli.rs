@@ -30,7 +30,9 @@ pub struct Common {
         default_value = "ws://127.0.0.1:8080/ws"
     )]
     pub urls: Vec<String>,
-    /// The gateway's auth.jwt_secret: tokens are minted locally with it.
+    /// The gateway's auth.jwt_secret: tokens are minted locally with it. Without it, tokens
+    /// are fetched from the gateway's dev-token endpoint (a node on loopback with no secret
+    /// configured, as `chat-gateway` starts with no configuration).
     #[arg(
         long,
         global = true,

@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.1 client for the few REST calls of a run's setup (create groups,
-//! follow users): JSON POSTs with a bearer token over one kept-alive connection.
+//! A minimal HTTP/1.1 client for the few REST calls of a run's setup (dev tokens, create
+//! groups, follow users): JSON POSTs over one kept-alive connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,11 +23,19 @@ impl Http {
         }
     }
 
-    /// POSTs `body` (JSON) to `path` as the bearer of `token`; the status and body. A
-    /// request on a kept-alive connection the server has closed is retried once.
-    pub async fn post(&mut self, path: &str, token: &str, body: &str) -> io::Result<(u16, String)> {
+    /// POSTs `body` (JSON) to `path`, as the bearer of `token` if any; the status and body.
+    /// A request on a kept-alive connection the server has closed is retried once.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> io::Result<(u16, String)> {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{auth}\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.host,
             body.len()

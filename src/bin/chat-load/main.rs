@@ -80,10 +80,9 @@ fn fail(message: &str) -> ExitCode {
 async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String> {
     let started = Instant::now();
     let common = cli.common.clone();
-    let secret = common.jwt_secret.clone().ok_or(
-        "--jwt-secret (or CHAT_LOAD_JWT_SECRET) is required: the gateway's auth.jwt_secret",
-    )?;
-    if secret.len() < MIN_SECRET_BYTES {
+    if let Some(secret) = &common.jwt_secret
+        && secret.len() < MIN_SECRET_BYTES
+    {
         eprintln!(
             "chat-load: warning: the secret is shorter than {MIN_SECRET_BYTES} bytes; the gateway refuses such secrets"
         );
@@ -111,7 +110,25 @@ async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String
         &targets,
     );
     let dialer = Dialer::new(targets, sources, common.handshake_timeout);
-    let tokens = Tokens::new(&secret, common.token_ttl);
+    let tokens = match &common.jwt_secret {
+        Some(secret) => Tokens::new(secret, common.token_ttl),
+        None => {
+            let rest = dialer.rest_target();
+            if !common.quiet {
+                eprintln!(
+                    "chat-load: no --jwt-secret: fetching {wanted} dev tokens from {} (POST /api/dev/token)",
+                    rest.authority
+                );
+            }
+            Tokens::fetch(rest.addr, &rest.authority, common.user_base, wanted, common.token_ttl)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "no --jwt-secret (or CHAT_LOAD_JWT_SECRET) was given, and {e}; pass the gateway's auth.jwt_secret"
+                    )
+                })?
+        }
+    };
     let ctx = Arc::new(Ctx::new(common, dialer, tokens, io));
 
     let progress = (!ctx.opts.quiet).then(|| progress::spawn(ctx.clone()));

@@ -67,7 +67,7 @@ async fn create_group(ctx: &Ctx, owner: i64, members: &[i64]) -> Result<String, 
     let body = serde_json::json!({"name": format!("chat-load {}", ctx.tag), "members": initial});
     let mut http = rest(ctx);
     let (status, text) = http
-        .post("/api/groups", &token, &body.to_string())
+        .post("/api/groups", Some(&token), &body.to_string())
         .await
         .map_err(|e| format!("creating a group: {e}"))?;
     if status != 201 {
@@ -80,7 +80,7 @@ async fn create_group(ctx: &Ctx, owner: i64, members: &[i64]) -> Result<String, 
     for member in rest_of {
         let path = format!("/api/groups/{id}/members");
         match http
-            .post(&path, &token, &format!(r#"{{"user_id":{member}}}"#))
+            .post(&path, Some(&token), &format!(r#"{{"user_id":{member}}}"#))
             .await
         {
             Ok((201, _)) => {}
@@ -117,7 +117,7 @@ async fn follow(fleet: &Fleet, pairs: &[(u32, u32)]) -> Result<(), String> {
             for (who, whom) in batch {
                 let body = format!(r#"{{"user_id":{whom}}}"#);
                 match http
-                    .post("/api/follows", &ctx.tokens.mint(who), &body)
+                    .post("/api/follows", Some(&ctx.tokens.mint(who)), &body)
                     .await
                 {
                     Ok((200 | 201, _)) => {}
