@@ -24,9 +24,11 @@ const INSERT_BLOCK: &str =
     "INSERT OR IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
 
 /// Page cache per connection, in KiB (`PRAGMA cache_size` takes a negative count of KiB).
-const CACHE_KIB: i64 = -128 * 1024;
-/// How much of the file reads may map.
-const MMAP_BYTES: u64 = 1 << 30;
+/// Larger is slower here: every commit walks the whole hash table of the committing
+/// connection's cache (`pcache1TruncateUnsafe`), and pages it misses come from the OS page
+/// cache. At 10,000 msg/s for 60 s, per message: 2 MiB 44.5 µs, 8 MiB 46 µs, 32 MiB 45–49 µs,
+/// 128 MiB 52–56 µs (docs/performance.md, item 27).
+const CACHE_KIB: i64 = -8 * 1024;
 /// How often the log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Log size (pages) at which a committing connection checkpoints by itself: only when the
@@ -73,12 +75,10 @@ impl SqlStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(false)
-            // The message indexes take inserts at random places: SQLite's default 2 MiB page
-            // cache re-reads index pages from the OS for nearly every row. Memory is taken
-            // as pages are used, up to this much per connection.
+            // Memory is taken as pages are used, up to this much per connection. (Reads go
+            // through the OS page cache: a memory map of the file cost more, in page faults,
+            // than the copies it saves.)
             .pragma("cache_size", CACHE_KIB.to_string())
-            // Reads map the file instead of copying each page out of the OS cache.
-            .pragma("mmap_size", MMAP_BYTES.to_string())
             // After a checkpoint resets the log, it is cut back to this size.
             .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
             // Checkpoints run on a connection of their own (`checkpoints`), so that the
