@@ -79,7 +79,9 @@ fn fail(message: &str) -> ExitCode {
 
 async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String> {
     let started = Instant::now();
-    let common = cli.common.clone();
+    let mut common = cli.common.clone();
+    // An empty CHAT_LOAD_JWT_SECRET (as `CHAT_LOAD_JWT_SECRET= chat-load …` leaves it) is none.
+    common.jwt_secret = common.jwt_secret.filter(|s| !s.is_empty());
     if let Some(secret) = &common.jwt_secret
         && secret.len() < MIN_SECRET_BYTES
     {
