@@ -84,3 +84,11 @@ async fn without_a_secret_the_run_uses_the_gateways_dev_tokens() {
     let (report, stdout) = private_run(&app, None).await;
     assert_all_delivered(&report, &stdout);
 }
+
+/// An empty `CHAT_LOAD_JWT_SECRET` is no secret: the run uses dev tokens too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_secret_counts_as_none() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (report, stdout) = private_run(&app, Some("")).await;
+    assert_all_delivered(&report, &stdout);
+}
