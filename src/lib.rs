@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod chat;
+pub mod fdlimit;
 pub mod http;
 pub mod hub;
 pub mod ids;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chat_gateway::auth::Authenticator;
 use chat_gateway::settings::redact_url;
-use chat_gateway::{Application, Settings, telemetry};
+use chat_gateway::{Application, Settings, fdlimit, telemetry};
 
 /// mimalloc instead of the system allocator: glibc's malloc took ~9 % of a node's CPU at
 /// 20,000 private messages/s (docs/performance.md).
@@ -114,15 +114,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// Below this many descriptors a node is reported as capped: it holds one per connection.
 const FEW_FDS: u64 = 16_384;
 
-/// Each connection holds a file descriptor, and the usual soft limit (1,024) would cap a node
-/// at about a thousand connections while the hard limit allows far more (often 524,288 or
-/// more): the soft limit is raised to the hard one, as far as any unprivileged process may
-/// go, and the result is logged, with a warning when it still caps the node.
+/// Raises the soft file-descriptor limit to the hard one (`fdlimit`) and logs the result,
+/// with a warning when it still caps the node.
 fn raise_fd_limit() {
-    let Ok((initial, hard)) = rlimit::Resource::NOFILE.get() else {
-        return;
-    };
-    let soft = rlimit::increase_nofile_limit(hard).unwrap_or(initial);
+    let fdlimit::Raised {
+        initial,
+        soft,
+        hard,
+    } = fdlimit::raise();
     if soft < FEW_FDS {
         tracing::warn!(
             soft,

@@ -21,12 +21,11 @@ pub struct FdLimit {
 impl FdLimit {
     /// Raises the soft RLIMIT_NOFILE to the hard limit; on failure keeps what there is.
     pub fn raise() -> FdLimit {
-        let (initial, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
-        let soft = rlimit::increase_nofile_limit(hard).unwrap_or(initial);
+        let raised = chat_gateway::fdlimit::raise();
         FdLimit {
-            initial,
-            soft,
-            hard,
+            initial: raised.initial,
+            soft: raised.soft,
+            hard: raised.hard,
         }
     }
 
