@@ -11,10 +11,11 @@ use chat_gateway::bus::{Bus, Envelope, Inbound, MemoryBus, RedisBus, Topic};
 use chat_gateway::settings::{BusSettings, Secret};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::services::{Redis, RedisCluster};
+use crate::contract;
+use crate::support::{Backing, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -38,87 +39,30 @@ impl Inbound for Recorder {
 impl Recorder {
     /// Waits until `n` deliveries arrived; all of them.
     async fn wait_for(&self, n: usize) -> Vec<(Topic, Bytes)> {
-        poll(&format!("{n} deliveries"), || {
-            self.deliveries.lock().len() >= n
+        eventually(DEADLINE, &format!("{n} deliveries"), async || {
+            let deliveries = self.deliveries.lock();
+            if deliveries.len() >= n {
+                Ok(deliveries.clone())
+            } else {
+                Err(deliveries.len())
+            }
         })
-        .await;
-        self.deliveries.lock().clone()
+        .await
     }
 }
 
-/// Polls `ready` every 10 ms until it holds, failing the test after `DEADLINE`.
-async fn poll(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what}: not within {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// What a test's buses run on.
-enum Backing {
-    Memory,
-    Redis(Redis),
-    Cluster(&'static RedisCluster),
-}
-
-/// One implementation under test; `node()` makes a bus (a node) on it.
-struct Fixture {
-    backing: Backing,
-    /// Keeps tests on the shared cluster apart.
-    prefix: String,
-}
-
-/// A bus with a recorder attached; `redis` is set for Redis buses.
+/// A bus (a node) on the test's backing, with a recorder attached; `redis` is set for
+/// Redis buses.
 struct Node {
     bus: Arc<dyn Bus>,
     redis: Option<Arc<RedisBus>>,
     inbound: Arc<Recorder>,
 }
 
-static NEXT_PREFIX: AtomicU32 = AtomicU32::new(1);
-
-impl Fixture {
-    fn with(backing: Backing) -> Fixture {
-        let n = NEXT_PREFIX.fetch_add(1, Ordering::Relaxed);
-        Fixture {
-            backing,
-            prefix: format!("bus{}x{n}", std::process::id()),
-        }
-    }
-
-    fn memory() -> Fixture {
-        Fixture::with(Backing::Memory)
-    }
-
-    fn redis() -> Fixture {
-        Fixture::with(Backing::Redis(Redis::start()))
-    }
-
-    fn sharded() -> Fixture {
-        Fixture::with(Backing::Cluster(RedisCluster::shared()))
-    }
-
-    fn settings(&self) -> Option<BusSettings> {
-        let (url, sharded) = match &self.backing {
-            Backing::Memory => return None,
-            Backing::Redis(redis) => (redis.url(), false),
-            Backing::Cluster(cluster) => (cluster.url(), true),
-        };
-        Some(BusSettings {
-            url: Secret::from(url),
-            prefix: self.prefix.clone(),
-            sharded,
-            ..BusSettings::default()
-        })
-    }
-
-    async fn node(&self) -> Node {
+impl Node {
+    async fn on(backing: &Backing) -> Node {
         let inbound = Arc::new(Recorder::default());
-        let (bus, redis): (Arc<dyn Bus>, _) = match self.settings() {
+        let (bus, redis): (Arc<dyn Bus>, _) = match backing.settings() {
             None => (Arc::new(MemoryBus::new()), None),
             Some(settings) => {
                 let redis = Arc::new(RedisBus::connect(&settings).await.expect("connecting"));
@@ -133,36 +77,39 @@ impl Fixture {
         }
     }
 
-    fn redis_server(&mut self) -> &mut Redis {
-        match &mut self.backing {
-            Backing::Redis(redis) => redis,
-            _ => panic!("this test needs a single redis-server"),
-        }
-    }
-}
-
-impl Node {
     /// Waits until `n` nodes hold `topic` (at once for the memory bus, where subscribing
     /// is synchronous).
     async fn wait_subscribers(&self, topic: &Topic, n: usize) {
         let Some(redis) = &self.redis else { return };
-        let start = Instant::now();
-        loop {
-            match redis.subscribers(topic).await {
-                Ok(count) if count == n => return,
-                _ => {}
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{topic:?} never reached {n} subscribers"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("{topic:?} reaching {n} subscribers");
+        eventually(DEADLINE, &what, async || {
+            redis.subscribers(topic).await.is_ok_and(|count| count == n)
+        })
+        .await;
     }
 
     async fn subscribe(&self, topic: Topic) {
         self.bus.subscribe(topic.clone());
         self.wait_subscribers(&topic, 1).await;
+    }
+
+    /// Waits until the bus reports `user` online (or offline) as `online` says.
+    async fn wait_online(&self, user: i64, online: bool) {
+        let what = format!("user {user} online={online}");
+        eventually(DEADLINE, &what, async || {
+            self.bus.user_online(user).await.unwrap() == online
+        })
+        .await;
+    }
+
+    /// Waits until `ping` succeeds (`up`) or fails (not `up`).
+    async fn wait_ping(&self, up: bool) {
+        let what = if up {
+            "ping recovering"
+        } else {
+            "ping failing with redis down"
+        };
+        eventually(DEADLINE, what, async || self.bus.ping().await.is_ok() == up).await;
     }
 }
 
@@ -170,8 +117,8 @@ fn frame(i: usize) -> String {
     format!(r#"{{"code":2000,"n":{i}}}"#)
 }
 
-async fn publish_without_subscribers_counts_zero(fixture: Fixture) {
-    let node = fixture.node().await;
+async fn publish_without_subscribers_counts_zero(backing: Backing) {
+    let node = Node::on(&backing).await;
     let payload = Envelope::deliver(None, &frame(0));
     assert_eq!(
         node.bus
@@ -185,8 +132,8 @@ async fn publish_without_subscribers_counts_zero(fixture: Fixture) {
     assert!(node.inbound.deliveries.lock().is_empty());
 }
 
-async fn delivery_reaches_the_attached_inbound(fixture: Fixture) {
-    let node = fixture.node().await;
+async fn delivery_reaches_the_attached_inbound(backing: Backing) {
+    let node = Node::on(&backing).await;
     let user = Topic::User(7);
     let group = Topic::Group("team-1".into());
     node.subscribe(user.clone()).await;
@@ -201,8 +148,8 @@ async fn delivery_reaches_the_attached_inbound(fixture: Fixture) {
     );
 }
 
-async fn deliveries_keep_order_and_skip(fixture: Fixture) {
-    let node = fixture.node().await;
+async fn deliveries_keep_order_and_skip(backing: Backing) {
+    let node = Node::on(&backing).await;
     let group = Topic::Group("ordered".into());
     node.subscribe(group.clone()).await;
     let count = 200;
@@ -223,8 +170,8 @@ async fn deliveries_keep_order_and_skip(fixture: Fixture) {
     }
 }
 
-async fn unsubscribe_stops_delivery(fixture: Fixture) {
-    let node = fixture.node().await;
+async fn unsubscribe_stops_delivery(backing: Backing) {
+    let node = Node::on(&backing).await;
     let (gone, kept) = (Topic::User(1), Topic::User(2));
     node.subscribe(gone.clone()).await;
     node.subscribe(kept.clone()).await;
@@ -237,8 +184,8 @@ async fn unsubscribe_stops_delivery(fixture: Fixture) {
     assert_eq!(node.inbound.wait_for(1).await, vec![(kept, payload)]);
 }
 
-async fn changes_apply_in_call_order(fixture: Fixture) {
-    let node = fixture.node().await;
+async fn changes_apply_in_call_order(backing: Backing) {
+    let node = Node::on(&backing).await;
     let churned = Topic::Group("churn".into());
     let dropped = Topic::Group("dropped".into());
     for _ in 0..50 {
@@ -264,8 +211,8 @@ async fn changes_apply_in_call_order(fixture: Fixture) {
     assert_eq!(node.inbound.wait_for(1).await, vec![(churned, payload)]);
 }
 
-async fn control_topic_carries_membership_changes(fixture: Fixture) {
-    let node = fixture.node().await;
+async fn control_topic_carries_membership_changes(backing: Backing) {
+    let node = Node::on(&backing).await;
     node.subscribe(Topic::Control).await;
     let change = Control::MemberRemoved {
         group: "g1".into(),
@@ -281,30 +228,19 @@ async fn control_topic_carries_membership_changes(fixture: Fixture) {
     );
 }
 
-async fn user_online_follows_subscriptions(fixture: Fixture) {
-    let node = fixture.node().await;
+async fn user_online_follows_subscriptions(backing: Backing) {
+    let node = Node::on(&backing).await;
     assert!(!node.bus.user_online(5).await.unwrap());
     node.bus.subscribe(Topic::User(5));
-    wait_online(&node, 5, true).await;
+    node.wait_online(5, true).await;
     assert!(!node.bus.user_online(6).await.unwrap());
     node.bus.unsubscribe(Topic::User(5));
-    wait_online(&node, 5, false).await;
+    node.wait_online(5, false).await;
     node.bus.ping().await.unwrap();
 }
 
-async fn wait_online(node: &Node, user: i64, online: bool) {
-    let start = Instant::now();
-    while node.bus.user_online(user).await.unwrap() != online {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "user {user} never online={online}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn two_nodes_each_receive(fixture: Fixture) {
-    let (a, b) = (fixture.node().await, fixture.node().await);
+async fn two_nodes_each_receive(backing: Backing) {
+    let (a, b) = (Node::on(&backing).await, Node::on(&backing).await);
     let group = Topic::Group("shared".into());
     a.bus.subscribe(group.clone());
     b.bus.subscribe(group.clone());
@@ -319,7 +255,7 @@ async fn two_nodes_each_receive(fixture: Fixture) {
 
     // Presence is cluster-wide: b sees a's user.
     a.bus.subscribe(Topic::User(9));
-    wait_online(&b, 9, true).await;
+    b.wait_online(9, true).await;
 
     b.bus.unsubscribe(group.clone());
     a.wait_subscribers(&group, 1).await;
@@ -328,23 +264,16 @@ async fn two_nodes_each_receive(fixture: Fixture) {
     assert_eq!(a.inbound.wait_for(3).await[2], (group, third));
 }
 
-async fn reconnects_resubscribes_and_resyncs(mut fixture: Fixture) {
-    let node = fixture.node().await;
+async fn reconnects_resubscribes_and_resyncs(mut backing: Backing) {
+    let node = Node::on(&backing).await;
     let redis = node.redis.clone().expect("a redis bus");
     let (kept, added, dropped) = (Topic::User(1), Topic::User(2), Topic::Group("g".into()));
     node.subscribe(kept.clone()).await;
     node.subscribe(dropped.clone()).await;
     assert_eq!(node.inbound.resyncs.load(Ordering::SeqCst), 0);
 
-    fixture.redis_server().kill();
-    let start = Instant::now();
-    while node.bus.ping().await.is_ok() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "ping kept passing with redis down"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    backing.redis_server().kill();
+    node.wait_ping(false).await;
     let payload = Envelope::deliver(None, &frame(0));
     assert!(node.bus.publish(&kept, payload.clone()).await.is_err());
     // Changes made while Redis is down neither block nor get lost.
@@ -353,8 +282,8 @@ async fn reconnects_resubscribes_and_resyncs(mut fixture: Fixture) {
     node.bus.unsubscribe(dropped.clone());
     assert!(queued.elapsed() < Duration::from_millis(50));
 
-    fixture.redis_server().restart();
-    poll("resync after reconnect", || {
+    backing.redis_server().restart();
+    eventually(DEADLINE, "resync after reconnect", async || {
         node.inbound.resyncs.load(Ordering::SeqCst) >= 1
     })
     .await;
@@ -362,11 +291,7 @@ async fn reconnects_resubscribes_and_resyncs(mut fixture: Fixture) {
     node.wait_subscribers(&kept, 1).await;
     node.wait_subscribers(&added, 1).await;
     node.wait_subscribers(&dropped, 0).await;
-    let start = Instant::now();
-    while node.bus.ping().await.is_err() {
-        assert!(start.elapsed() < DEADLINE, "ping never recovered");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    node.wait_ping(true).await;
     assert_eq!(node.bus.publish(&kept, payload.clone()).await.unwrap(), 1);
     assert_eq!(node.bus.publish(&added, payload.clone()).await.unwrap(), 1);
     assert_eq!(
@@ -396,61 +321,17 @@ async fn redis_connect_fails_fast_without_redis() {
     assert!(!error.to_string().contains("hunter2"), "{error}");
 }
 
-/// `contract!(module, fixture constructor, [tests…])`: one `#[tokio::test]` per test.
-macro_rules! contract {
-    ($module:ident, $fixture:ident, [$($name:ident),* $(,)?]) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Fixture::$fixture()).await
-                }
-            )*
-        }
-    };
+contract! {
+    every: [
+        publish_without_subscribers_counts_zero,
+        delivery_reaches_the_attached_inbound,
+        deliveries_keep_order_and_skip,
+        unsubscribe_stops_delivery,
+        changes_apply_in_call_order,
+        control_topic_carries_membership_changes,
+        user_online_follows_subscriptions,
+    ],
+    memory: [],
+    redis: [two_nodes_each_receive, reconnects_resubscribes_and_resyncs],
+    sharded: [two_nodes_each_receive],
 }
-
-contract!(
-    memory,
-    memory,
-    [
-        publish_without_subscribers_counts_zero,
-        delivery_reaches_the_attached_inbound,
-        deliveries_keep_order_and_skip,
-        unsubscribe_stops_delivery,
-        changes_apply_in_call_order,
-        control_topic_carries_membership_changes,
-        user_online_follows_subscriptions,
-    ]
-);
-
-contract!(
-    redis,
-    redis,
-    [
-        publish_without_subscribers_counts_zero,
-        delivery_reaches_the_attached_inbound,
-        deliveries_keep_order_and_skip,
-        unsubscribe_stops_delivery,
-        changes_apply_in_call_order,
-        control_topic_carries_membership_changes,
-        user_online_follows_subscriptions,
-        two_nodes_each_receive,
-        reconnects_resubscribes_and_resyncs,
-    ]
-);
-
-contract!(
-    sharded,
-    sharded,
-    [
-        publish_without_subscribers_counts_zero,
-        delivery_reaches_the_attached_inbound,
-        deliveries_keep_order_and_skip,
-        unsubscribe_stops_delivery,
-        changes_apply_in_call_order,
-        control_topic_carries_membership_changes,
-        user_online_follows_subscriptions,
-        two_nodes_each_receive,
-    ]
-);

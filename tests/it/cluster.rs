@@ -2,33 +2,10 @@
 //! deployment behaves as one chat server.
 
 use serde_json::json;
+use std::time::Duration;
 
-use crate::support::Client;
 use crate::support::cluster::Cluster;
-
-/// REST call against node `index` as `user`.
-async fn rest(
-    cluster: &Cluster,
-    index: usize,
-    method: reqwest::Method,
-    path: &str,
-    user: i64,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{}{}", cluster.http(index), path))
-        .bearer_auth(cluster.token(user));
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
-}
+use crate::support::{Client, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_message_crosses_nodes() {
@@ -118,15 +95,15 @@ async fn a_device_joining_on_another_node_gets_copies_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_members_on_three_nodes_each_get_it_once() {
     let cluster = Cluster::start(3).await;
-    let (status, group) = rest(
-        &cluster,
-        0,
-        reqwest::Method::POST,
-        "/api/groups",
-        1,
-        Some(json!({"name": "spread", "members": [2, 3]})),
-    )
-    .await;
+    let (status, group) = cluster
+        .request(
+            0,
+            reqwest::Method::POST,
+            "/api/groups",
+            1,
+            Some(json!({"name": "spread", "members": [2, 3]})),
+        )
+        .await;
     assert_eq!(status, 201, "{group}");
     let group = group["id"].as_str().unwrap().to_string();
     let mut a = cluster.connect(0, 1).await;
@@ -148,15 +125,15 @@ async fn group_members_on_three_nodes_each_get_it_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_member_stops_receiving_on_another_node() {
     let cluster = Cluster::start(2).await;
-    let (status, group) = rest(
-        &cluster,
-        0,
-        reqwest::Method::POST,
-        "/api/groups",
-        1,
-        Some(json!({"name": "g", "members": [2, 3]})),
-    )
-    .await;
+    let (status, group) = cluster
+        .request(
+            0,
+            reqwest::Method::POST,
+            "/api/groups",
+            1,
+            Some(json!({"name": "g", "members": [2, 3]})),
+        )
+        .await;
     assert_eq!(status, 201);
     let group = group["id"].as_str().unwrap().to_string();
     let mut owner = cluster.connect(0, 1).await;
@@ -168,15 +145,15 @@ async fn removed_member_stops_receiving_on_another_node() {
     stays.expect(2000).await;
 
     // Removed through node 0; the member's connection is on node 1.
-    let (status, _) = rest(
-        &cluster,
-        0,
-        reqwest::Method::DELETE,
-        &format!("/api/groups/{group}/members/2"),
-        1,
-        None,
-    )
-    .await;
+    let (status, _) = cluster
+        .request(
+            0,
+            reqwest::Method::DELETE,
+            &format!("/api/groups/{group}/members/2"),
+            1,
+            None,
+        )
+        .await;
     assert_eq!(status, 204);
     // The removal was announced on the control channel before the REST answer; node 1
     // reads it from Redis before any later group message, so the very next message
@@ -215,40 +192,15 @@ async fn stranger_limit_holds_across_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_seen_from_every_node() {
     let cluster = Cluster::start(2).await;
-    let (_, before) = rest(
-        &cluster,
-        1,
-        reqwest::Method::GET,
-        "/api/users/5/presence",
-        1,
-        None,
-    )
-    .await;
-    assert_eq!(before["online"], false);
+    // Asked of node 1, as user 1, about user 5 (who connects to node 0).
+    let online = async || cluster.get(1, "/api/users/5/presence", 1).await.1["online"].clone();
+    assert_eq!(online().await, false);
     let five = cluster.connect(0, 5).await;
     cluster.wait_subscribers("chat:u:5", 1);
-    let (_, during) = rest(
-        &cluster,
-        1,
-        reqwest::Method::GET,
-        "/api/users/5/presence",
-        1,
-        None,
-    )
-    .await;
-    assert_eq!(during["online"], true);
+    assert_eq!(online().await, true);
     five.close().await;
     cluster.wait_subscribers("chat:u:5", 0);
-    let (_, after) = rest(
-        &cluster,
-        1,
-        reqwest::Method::GET,
-        "/api/users/5/presence",
-        1,
-        None,
-    )
-    .await;
-    assert_eq!(after["online"], false);
+    assert_eq!(online().await, false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,33 +260,26 @@ async fn chat_through_the_load_balancer() {
 
 /// Connects through haproxy, retrying refused handshakes for up to 10 s.
 async fn reconnect(cluster: &Cluster, user: i64) -> Client {
+    use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let what = "a node taking the reconnect";
+    eventually(Duration::from_secs(10), what, async || {
         let mut request = cluster.lb_url().into_client_request().unwrap();
         request.headers_mut().insert(
             "authorization",
             format!("Bearer {}", cluster.token(user)).parse().unwrap(),
         );
-        match Client::open(request, user).await {
-            Ok(mut client) => {
-                if let Some(tokio_tungstenite::tungstenite::Message::Text(text)) =
-                    client.next().await
-                {
-                    let hello: serde_json::Value = serde_json::from_str(&text).unwrap();
-                    assert_eq!(hello["code"], 1000, "{hello}");
-                    return client;
-                }
+        let mut client = Client::open(request, user)
+            .await
+            .map_err(|e| e.to_string())?;
+        match client.next().await {
+            Some(Message::Text(text)) => {
+                let hello: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(hello["code"], 1000, "{hello}");
+                Ok(client)
             }
-            Err(e) => assert!(
-                std::time::Instant::now() < deadline,
-                "no node took the reconnect: {e}"
-            ),
+            other => Err(format!("instead of the 1000 frame: {other:?}")),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no node took the reconnect"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }

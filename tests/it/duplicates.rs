@@ -2,9 +2,10 @@
 //! time and code, is not stored again and is not pushed again, whatever happened since.
 
 use serde_json::{Value, json};
+use std::time::Duration;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Client, TestApp};
+use crate::support::{Backend, Client, TestApp, eventually};
 
 fn private(to: i64, content: &str, cid: &str) -> Value {
     json!({"type": 1, "recipient_id": to, "content": content, "client_msg_id": cid})
@@ -44,14 +45,12 @@ async fn offline_first_repeats_2101(backend: Backend) {
     // Once the offline flag has reached the database (it is written in bulk), a repeat from
     // a new connection, answered from storage, is still told 2101.
     let written = "SELECT COUNT(*) FROM messages WHERE client_msg_id = 'd-1' AND delivered = 0";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while app.sql_int(written).await != 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "offline flag never written"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "offline flag written",
+        async || app.sql_int(written).await == 1,
+    )
+    .await;
     let mut again_from = Client::connect(&app, 1).await;
     again_from.send(private(2, "third try", "d-1")).await;
     same_message(&first, &again_from.recv().await);

@@ -3,70 +3,25 @@
 //! on a 3-master Redis Cluster (the pair's hash tag keeps the script on one slot).
 
 use chat_gateway::limiter::{MemoryLimiter, RedisLimiter, StrangerLimiter, Verdict};
-use chat_gateway::settings::{BusSettings, Secret};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::services::{Redis, RedisCluster};
+use crate::contract;
+use crate::support::{Backing, eventually};
 
 use Verdict::{Allowed, Answered, OverLimit};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-enum Backing {
-    Memory,
-    Redis(Redis),
-    Cluster(&'static RedisCluster),
-}
-
-/// One implementation under test; `limiter()` makes an instance (a node's view).
-struct Fixture {
-    backing: Backing,
-    /// Keeps tests on the shared cluster apart.
-    prefix: String,
-}
-
-static NEXT_PREFIX: AtomicU32 = AtomicU32::new(1);
-
-impl Fixture {
-    fn with(backing: Backing) -> Fixture {
-        let n = NEXT_PREFIX.fetch_add(1, Ordering::Relaxed);
-        Fixture {
-            backing,
-            prefix: format!("lim{}x{n}", std::process::id()),
-        }
-    }
-
-    fn memory() -> Fixture {
-        Fixture::with(Backing::Memory)
-    }
-
-    fn redis() -> Fixture {
-        Fixture::with(Backing::Redis(Redis::start()))
-    }
-
-    fn sharded() -> Fixture {
-        Fixture::with(Backing::Cluster(RedisCluster::shared()))
-    }
-
-    async fn limiter(&self, limit: u32, window: Duration) -> Arc<dyn StrangerLimiter> {
-        let (url, sharded) = match &self.backing {
-            Backing::Memory => return Arc::new(MemoryLimiter::new(limit, window)),
-            Backing::Redis(redis) => (redis.url(), false),
-            Backing::Cluster(cluster) => (cluster.url(), true),
-        };
-        let settings = BusSettings {
-            url: Secret::from(url),
-            prefix: self.prefix.clone(),
-            sharded,
-            ..BusSettings::default()
-        };
-        let limiter = RedisLimiter::connect(&settings, limit, window)
-            .await
-            .expect("connecting the limiter");
-        Arc::new(limiter)
-    }
+/// A limiter (a node's view) on the test's backing.
+async fn limiter_on(backing: &Backing, limit: u32, window: Duration) -> Arc<dyn StrangerLimiter> {
+    let Some(settings) = backing.settings() else {
+        return Arc::new(MemoryLimiter::new(limit, window));
+    };
+    let limiter = RedisLimiter::connect(&settings, limit, window)
+        .await
+        .expect("connecting the limiter");
+    Arc::new(limiter)
 }
 
 async fn sends(limiter: &dyn StrangerLimiter, from: i64, to: i64, n: usize) -> Vec<Verdict> {
@@ -77,8 +32,8 @@ async fn sends(limiter: &dyn StrangerLimiter, from: i64, to: i64, n: usize) -> V
     verdicts
 }
 
-async fn allows_up_to_the_limit(fixture: Fixture) {
-    let limiter = fixture.limiter(3, HOUR).await;
+async fn allows_up_to_the_limit(backing: Backing) {
+    let limiter = limiter_on(&backing, 3, HOUR).await;
     let limiter = limiter.as_ref();
     assert_eq!(
         sends(limiter, 1, 2, 5).await,
@@ -89,8 +44,8 @@ async fn allows_up_to_the_limit(fixture: Fixture) {
     assert_eq!(sends(limiter, 4, 2, 3).await, [Allowed; 3]);
 }
 
-async fn an_answer_lifts_the_limit(fixture: Fixture) {
-    let limiter = fixture.limiter(2, HOUR).await;
+async fn an_answer_lifts_the_limit(backing: Backing) {
+    let limiter = limiter_on(&backing, 2, HOUR).await;
     let limiter = limiter.as_ref();
     assert_eq!(sends(limiter, 1, 2, 3).await, [Allowed, Allowed, OverLimit]);
     // User 1 has written to user 2: user 2's messages are answers, and so are 1's from now.
@@ -98,8 +53,8 @@ async fn an_answer_lifts_the_limit(fixture: Fixture) {
     assert_eq!(sends(limiter, 1, 2, 3).await, [Answered; 3]);
 }
 
-async fn undo_takes_back_one(fixture: Fixture) {
-    let limiter = fixture.limiter(3, HOUR).await;
+async fn undo_takes_back_one(backing: Backing) {
+    let limiter = limiter_on(&backing, 3, HOUR).await;
     let limiter = limiter.as_ref();
     assert_eq!(sends(limiter, 1, 2, 3).await, [Allowed; 3]);
     limiter.undo(1, 2).await;
@@ -119,17 +74,17 @@ async fn undo_takes_back_one(fixture: Fixture) {
     );
 }
 
-async fn the_window_expires(fixture: Fixture) {
+async fn the_window_expires(backing: Backing) {
     let window = Duration::from_millis(300);
-    let limiter = fixture.limiter(1, window).await;
+    let limiter = limiter_on(&backing, 1, window).await;
     let first = Instant::now();
     assert_eq!(limiter.try_send(1, 2).await.unwrap(), Allowed);
     assert_eq!(limiter.try_send(1, 2).await.unwrap(), OverLimit);
     // Each refused try counts too; once the window is over the counter starts afresh.
-    while limiter.try_send(1, 2).await.unwrap() == OverLimit {
-        assert!(first.elapsed() < Duration::from_secs(10), "never expired");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), "the window expiring", async || {
+        limiter.try_send(1, 2).await.unwrap() != OverLimit
+    })
+    .await;
     assert!(
         first.elapsed() >= window - Duration::from_millis(50),
         "expired after {:?}",
@@ -138,10 +93,10 @@ async fn the_window_expires(fixture: Fixture) {
     assert_eq!(limiter.try_send(1, 2).await.unwrap(), OverLimit);
 }
 
-async fn instances_share_counts(fixture: Fixture) {
+async fn instances_share_counts(backing: Backing) {
     let (a, b) = (
-        fixture.limiter(3, HOUR).await,
-        fixture.limiter(3, HOUR).await,
+        limiter_on(&backing, 3, HOUR).await,
+        limiter_on(&backing, 3, HOUR).await,
     );
     assert_eq!(a.try_send(1, 2).await.unwrap(), Allowed);
     assert_eq!(b.try_send(1, 2).await.unwrap(), Allowed);
@@ -154,63 +109,22 @@ async fn instances_share_counts(fixture: Fixture) {
     assert_eq!(a.try_send(1, 2).await.unwrap(), Answered);
 }
 
-async fn survives_a_flushed_script_cache(fixture: Fixture) {
-    let limiter = fixture.limiter(1, HOUR).await;
-    let Backing::Redis(redis) = &fixture.backing else {
-        panic!("this test needs a single redis-server");
-    };
-    assert_eq!(redis.cli(&["SCRIPT", "FLUSH"]), "OK");
+async fn survives_a_flushed_script_cache(mut backing: Backing) {
+    let limiter = limiter_on(&backing, 1, HOUR).await;
+    assert_eq!(backing.redis_server().cli(&["SCRIPT", "FLUSH"]), "OK");
     // EVALSHA answers NOSCRIPT; the limiter falls back to EVAL, which caches it again.
     assert_eq!(limiter.try_send(1, 2).await.unwrap(), Allowed);
     assert_eq!(limiter.try_send(1, 2).await.unwrap(), OverLimit);
 }
 
-/// `contract!(module, fixture constructor, [tests…])`: one `#[tokio::test]` per test.
-macro_rules! contract {
-    ($module:ident, $fixture:ident, [$($name:ident),* $(,)?]) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Fixture::$fixture()).await
-                }
-            )*
-        }
-    };
+contract! {
+    every: [
+        allows_up_to_the_limit,
+        an_answer_lifts_the_limit,
+        undo_takes_back_one,
+        the_window_expires,
+    ],
+    memory: [],
+    redis: [instances_share_counts, survives_a_flushed_script_cache],
+    sharded: [instances_share_counts],
 }
-
-contract!(
-    memory,
-    memory,
-    [
-        allows_up_to_the_limit,
-        an_answer_lifts_the_limit,
-        undo_takes_back_one,
-        the_window_expires,
-    ]
-);
-
-contract!(
-    redis,
-    redis,
-    [
-        allows_up_to_the_limit,
-        an_answer_lifts_the_limit,
-        undo_takes_back_one,
-        the_window_expires,
-        instances_share_counts,
-        survives_a_flushed_script_cache,
-    ]
-);
-
-contract!(
-    sharded,
-    sharded,
-    [
-        allows_up_to_the_limit,
-        an_answer_lifts_the_limit,
-        undo_takes_back_one,
-        the_window_expires,
-        instances_share_counts,
-    ]
-);

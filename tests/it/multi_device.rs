@@ -89,15 +89,7 @@ async fn a_closed_device_no_longer_counts(backend: Backend) {
     assert_eq!(b2.expect(2000).await["id"], ack["id"]);
     b2.close().await;
     // The last device gone, bob is offline; poll until the server has noticed.
-    let deadline = tokio::time::Instant::now() + crate::support::client::WAIT;
-    loop {
-        let (_, presence) = app.get("/api/users/2/presence", 1).await;
-        if presence["online"] == false {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "bob still online");
-        tokio::task::yield_now().await;
-    }
+    app.wait_offline(2, 1).await;
     let ack = alice.private(2, "none left").await;
     assert_eq!(ack["code"], 2101, "{ack}");
 }

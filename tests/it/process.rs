@@ -1,22 +1,14 @@
 //! A node on its machine: what it asks of the operating system at start-up (file
 //! descriptors, the listen backlog).
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::cluster::http_status;
-use crate::support::services::{binary, free_port, wait_until};
-use crate::support::{Backend, TestApp};
-
-/// The process, killed when the test ends (even when it fails).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::guarded::{Guarded, Spawn};
+use crate::support::services::{binary, free_port};
+use crate::support::{Backend, TestApp, eventually_blocking};
 
 /// The soft and hard "Max open files" of a process, from /proc.
 fn open_files_limits(pid: u32) -> (u64, u64) {
@@ -45,26 +37,25 @@ fn a_node_raises_its_file_descriptor_limit_to_the_hard_limit() {
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let program = env!("CARGO_BIN_EXE_chat-gateway");
-    // `exec`: the shell's process becomes the gateway, with the lowered soft limit.
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -Sn {start_soft} && exec '{program}'"))
-        .env("CHAT__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "CHAT__STORAGE__URL",
+    let program = Path::new(env!("CARGO_BIN_EXE_chat-gateway"));
+    let env = [
+        ("CHAT__SERVER__BIND".into(), format!("127.0.0.1:{port}")),
+        (
+            "CHAT__STORAGE__URL".into(),
             format!("sqlite:{}/chat.db", dir.path().display()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the gateway");
-    let child = Killed(child);
-    wait_until("the gateway", Duration::from_secs(20), || {
+        ),
+    ];
+    // The shell lowers its soft limit; the gateway it starts inherits it.
+    let setup = format!("ulimit -Sn {start_soft}");
+    let spawn = Spawn {
+        env: &env,
+        setup: Some(&setup),
+    };
+    let node = Guarded::spawn_with(program, &[], &dir.path().join("gateway.log"), spawn);
+    eventually_blocking(Duration::from_secs(20), "the gateway ready", || {
         http_status(port, "/health/ready") == Some(200)
     });
-    assert_eq!(open_files_limits(child.0.id()), (hard, hard));
+    assert_eq!(open_files_limits(node.pid()), (hard, hard));
 }
 
 /// The listening socket queues up to `net.core.somaxconn` connections (tokio's default,

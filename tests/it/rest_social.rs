@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::client::WAIT;
 use crate::support::{Backend, Client, TestApp};
 
 fn refused(answer: (u16, Value), status: u16) {
@@ -167,18 +166,7 @@ async fn presence_follows_connections(backend: Backend) {
     let (_, body) = app.get("/api/users/2/presence", 1).await;
     assert_eq!(body["online"], true, "the laptop is still connected");
     laptop.close().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, body) = app.get("/api/users/2/presence", 1).await;
-        if body["online"] == false {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still online: {body}"
-        );
-        tokio::task::yield_now().await;
-    }
+    app.wait_offline(2, 1).await;
     refused(
         app.request(reqwest::Method::GET, "/api/users/2/presence", None, None)
             .await,

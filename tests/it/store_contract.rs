@@ -2,6 +2,7 @@
 //! store from `chat_gateway::store::connect`, unchanged on SQLite and on MySQL.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_gateway::message::{Message, Target};
 use chat_gateway::protocol::Cursor;
@@ -10,8 +11,8 @@ use chat_gateway::store::{InsertOutcome, NewGroup, ReadOutcome, Role, Store, Sto
 use uuid::Uuid;
 
 use crate::on_both_backends;
-use crate::support::Backend;
 use crate::support::app::{execute_sql, test_settings};
+use crate::support::{Backend, eventually};
 
 /// A migrated store on a fresh database, its settings, and the dir holding a SQLite file.
 struct Fixture {
@@ -68,6 +69,19 @@ fn ids(messages: &[Message]) -> Vec<Uuid> {
 }
 
 /// Stores messages one batch each, asserting each was stored.
+/// The ids of `user`'s groups (from `user_group_ids`), sorted.
+async fn group_ids_of(store: &dyn Store, user: i64) -> Vec<String> {
+    let mut ids: Vec<String> = store
+        .user_group_ids(user)
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
 async fn store_all(store: &dyn Store, messages: &[Message]) {
     for m in messages {
         let outcome = store.insert_messages(std::slice::from_ref(m), &[]).await;
@@ -505,15 +519,7 @@ async fn groups_and_members(backend: Backend) {
         .map(|g| g.id.to_string())
         .collect();
     assert_eq!(of_3, ["g", "h"]);
-    let mut ids_of_3: Vec<String> = s
-        .user_group_ids(3)
-        .await
-        .unwrap()
-        .iter()
-        .map(|g| g.to_string())
-        .collect();
-    ids_of_3.sort();
-    assert_eq!(ids_of_3, ["g", "h"]);
+    assert_eq!(group_ids_of(s, 3).await, ["g", "h"]);
     assert!(s.user_groups(2).await.unwrap().is_empty());
     assert_eq!(s.user_groups(3).await.unwrap()[1], other);
 
@@ -531,14 +537,7 @@ async fn groups_and_members(backend: Backend) {
             .is_empty()
     );
     assert!(s.take_unread(3, 10).await.unwrap().messages.is_empty());
-    let left: Vec<String> = s
-        .user_group_ids(3)
-        .await
-        .unwrap()
-        .iter()
-        .map(|g| g.to_string())
-        .collect();
-    assert_eq!(left, ["h"]);
+    assert_eq!(group_ids_of(s, 3).await, ["h"]);
 }
 
 async fn follows_and_blocks(backend: Backend) {
@@ -620,13 +619,14 @@ async fn sqlite_log_is_checkpointed_in_the_background() {
     let outcomes = f.store.insert_messages(&batch, &[]).await.unwrap();
     assert!(outcomes.iter().all(|o| *o == InsertOutcome::Stored));
     // 400 rows of 2 KB: about 200 pages in the log, none in the file until a checkpoint.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while size() < before + 400 * 2000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the database file stayed at {} bytes (was {before})",
-            size()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let what = format!("the database file growing past {before} + 800,000 bytes");
+    eventually(Duration::from_secs(10), &what, async || {
+        let now = size();
+        if now >= before + 400 * 2000 {
+            Ok(())
+        } else {
+            Err(format!("{now} bytes"))
+        }
+    })
+    .await;
 }

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+use super::client::WAIT;
+use super::eventually::eventually;
 use super::services::MariaDb;
 
 /// The secret every test app signs its tokens with.
@@ -76,6 +78,34 @@ pub async fn query_int(url: &str, query: &str) -> i64 {
         .fetch_one(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("running SQL: {e}")))
+}
+
+/// Sends a request to `url` with `token` as its bearer (or none) and `body` as JSON; the
+/// status and JSON body (`Value::Null` when empty, a string when not JSON). The one REST
+/// helper: `TestApp` and `Cluster` both call it.
+pub async fn request(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<String>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http.request(method, url);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("sending a request");
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap_or_default();
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, json)
 }
 
 /// A running gateway.
@@ -169,22 +199,8 @@ impl TestApp {
         user: Option<i64>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path));
-        if let Some(user) = user {
-            req = req.bearer_auth(self.token(user));
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.expect("sending a request");
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap_or_default();
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, json)
+        let token = user.map(|user| self.token(user));
+        request(&self.http, method, &self.url(path), token, body).await
     }
 
     pub async fn get(&self, path: &str, user: i64) -> (u16, Value) {
@@ -200,6 +216,30 @@ impl TestApp {
     pub async fn put(&self, path: &str, user: i64) -> (u16, Value) {
         self.request(reqwest::Method::PUT, path, Some(user), None)
             .await
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let res = self.http.get(self.url("/metrics")).send().await;
+        res.expect("GET /metrics")
+            .text()
+            .await
+            .expect("reading /metrics")
+    }
+
+    /// Waits (up to `WAIT`) until `GET /api/users/{user}/presence`, asked by `asker`,
+    /// says `user` is offline: the server notices a closed socket asynchronously.
+    pub async fn wait_offline(&self, user: i64, asker: i64) {
+        let path = format!("/api/users/{user}/presence");
+        eventually(WAIT, &format!("user {user} offline"), async || {
+            let (_, body) = self.get(&path, asker).await;
+            if body["online"] == false {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        })
+        .await
     }
 
     /// Runs one SQL statement on this app's database behind its back.

@@ -4,62 +4,44 @@
 //! test fails.
 
 use chat_gateway::auth::Authenticator;
+use serde_json::Value;
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::app::SECRET;
+use super::app::{SECRET, request};
 use super::client::Client;
-use super::services::{MariaDb, Redis, binary, free_port, wait_until};
+use super::eventually::eventually_blocking;
+use super::guarded::{Guarded, Spawn};
+use super::services::{MariaDb, Redis, binary, free_port};
 
 /// One gateway process.
 pub struct Node {
     pub port: u16,
     pub log: PathBuf,
-    shell: Option<Child>,
-    stdin: Option<ChildStdin>,
+    process: Guarded,
 }
 
 impl Node {
     fn start(port: u16, env: &[(String, String)], log: PathBuf) -> Node {
-        let program = env!("CARGO_BIN_EXE_chat-gateway");
-        let script = format!(
-            "exec >>'{}' 2>&1; '{program}' & pid=$!\nread sig\nkill -${{sig:-9}} $pid 2>/dev/null\nwait $pid 2>/dev/null\n",
-            log.display()
-        );
-        let mut shell = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning a gateway node");
-        let stdin = shell.stdin.take();
-        Node {
-            port,
-            log,
-            shell: Some(shell),
-            stdin,
-        }
+        let program = Path::new(env!("CARGO_BIN_EXE_chat-gateway"));
+        let spawn = Spawn {
+            env,
+            ..Spawn::default()
+        };
+        let process = Guarded::spawn_with(program, &[], &log, spawn);
+        Node { port, log, process }
     }
 
     /// Sends `signal` (such as `KILL` or `TERM`) and waits for the process to exit.
     pub fn signal(&mut self, signal: &str) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = writeln!(stdin, "{signal}");
-        }
-        if let Some(mut shell) = self.shell.take() {
-            let _ = shell.wait();
-        }
+        self.process.signal(signal);
     }
 
     /// Whether the process was stopped.
     pub fn is_stopped(&self) -> bool {
-        self.shell.is_none()
+        self.process.is_stopped()
     }
 
     /// `ws://127.0.0.1:port/ws`.
@@ -72,22 +54,17 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.signal("KILL");
-    }
-}
-
 /// Redis, a database, N nodes and haproxy.
 pub struct Cluster {
     pub redis: Redis,
     pub database: String,
     pub nodes: Vec<Node>,
     pub lb_port: u16,
-    haproxy: Option<super::services::Guarded>,
+    haproxy: Option<Guarded>,
     env: Vec<(String, String)>,
     dir: tempfile::TempDir,
     auth: Authenticator,
+    http: reqwest::Client,
 }
 
 impl Cluster {
@@ -121,6 +98,7 @@ impl Cluster {
             haproxy: None,
             env,
             auth: Authenticator::new(SECRET.as_bytes()),
+            http: reqwest::Client::new(),
             dir,
         };
         for _ in 0..count {
@@ -145,13 +123,13 @@ impl Cluster {
     /// Waits until every running node answers its readiness check.
     pub fn wait_all_ready(&self) {
         for node in self.nodes.iter().filter(|n| !n.is_stopped()) {
-            wait_until(
+            eventually_blocking(
+                Duration::from_secs(60),
                 &format!(
-                    "gateway node on port {} (log {})",
+                    "gateway node on port {} ready (log {})",
                     node.port,
                     node.log.display()
                 ),
-                Duration::from_secs(60),
                 || node.ready(),
             );
         }
@@ -173,15 +151,15 @@ impl Cluster {
         let path = self.dir.path().join("haproxy.cfg");
         std::fs::write(&path, config).expect("writing haproxy.cfg");
         let haproxy = binary("haproxy", "haproxy");
-        self.haproxy = Some(super::services::Guarded::spawn(
+        self.haproxy = Some(Guarded::spawn(
             &haproxy,
             &["-db".into(), "-f".into(), path.display().to_string()],
             &self.dir.path().join("haproxy.log"),
         ));
         let port = self.lb_port;
-        wait_until(
-            "haproxy routing to a ready node",
+        eventually_blocking(
             Duration::from_secs(30),
+            "haproxy routing to a ready node",
             || http_status(port, "/health/ready") == Some(200),
         );
     }
@@ -211,22 +189,42 @@ impl Cluster {
         self.nodes[index].signal("KILL");
     }
 
-    /// The HTTP port of node `index`, for REST calls.
-    pub fn http(&self, index: usize) -> String {
-        format!("http://127.0.0.1:{}", self.nodes[index].port)
+    /// Sends a REST request to node `index` as `user`; the status and JSON body, as
+    /// `TestApp::request` gives them.
+    pub async fn request(
+        &self,
+        index: usize,
+        method: reqwest::Method,
+        path: &str,
+        user: i64,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:{}{path}", self.nodes[index].port);
+        request(&self.http, method, &url, Some(self.token(user)), body).await
+    }
+
+    /// `GET path` on node `index` as `user`.
+    pub async fn get(&self, index: usize, path: &str, user: i64) -> (u16, Value) {
+        self.request(index, reqwest::Method::GET, path, user, None)
+            .await
     }
 
     /// Polls until `redis` reports `subscribers` subscribers on `channel`.
     pub fn wait_subscribers(&self, channel: &str, subscribers: usize) {
-        wait_until(
-            &format!("{subscribers} subscribers on {channel}"),
+        eventually_blocking(
             Duration::from_secs(10),
+            &format!("{subscribers} subscribers on {channel}"),
             || {
                 let out = self.redis.cli(&["PUBSUB", "NUMSUB", channel]);
-                out.lines()
+                let count = out
+                    .lines()
                     .nth(1)
-                    .and_then(|n| n.trim().parse::<usize>().ok())
-                    == Some(subscribers)
+                    .and_then(|n| n.trim().parse::<usize>().ok());
+                if count == Some(subscribers) {
+                    Ok(())
+                } else {
+                    Err(out)
+                }
             },
         );
     }

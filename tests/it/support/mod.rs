@@ -2,12 +2,17 @@
 #![allow(dead_code)] // each test module uses a different part of the harness
 
 pub mod app;
+pub mod backing;
 pub mod client;
 pub mod cluster;
+pub mod eventually;
+pub mod guarded;
 pub mod services;
 
 pub use app::{Backend, TestApp};
+pub use backing::Backing;
 pub use client::Client;
+pub use eventually::{eventually, eventually_blocking};
 
 /// Runs each named `async fn(Backend)` as two tests: `sqlite::name` and `mysql::name`.
 #[macro_export]

@@ -5,10 +5,13 @@
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::eventually::eventually_blocking;
+use super::guarded::Guarded;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -36,62 +39,6 @@ pub fn binary(name: &str, package: &str) -> PathBuf {
     panic!(
         "{name} is not installed: run `sudo apt-get install -y {package}` (scripts/test does it for you)"
     );
-}
-
-/// Polls `ready` until it holds or `deadline` passes.
-pub fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < deadline,
-            "{what} not ready within {deadline:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A process that dies with the test process: `sh` runs it in the background and kills it
-/// when its stdin (held by us) closes. Dropping the handle kills it too.
-pub struct Guarded {
-    shell: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl Guarded {
-    /// Starts `program args…` with output to `log`.
-    pub fn spawn(program: &Path, args: &[String], log: &Path) -> Guarded {
-        let mut command = format!("exec >>'{}' 2>&1; '{}'", log.display(), program.display());
-        for arg in args {
-            command.push_str(&format!(" '{}'", arg.replace('\'', r"'\''")));
-        }
-        let script = format!(
-            "{command} & pid=$!\nread _\nkill -9 $pid 2>/dev/null\nwait $pid 2>/dev/null\n"
-        );
-        let mut shell = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning sh");
-        let stdin = shell.stdin.take();
-        Guarded { shell, stdin }
-    }
-
-    /// Kills the process and waits for it to be gone.
-    pub fn kill(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.write_all(b"\n");
-        }
-        let _ = self.shell.wait();
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// The mariadbd of this test binary.
@@ -157,7 +104,7 @@ impl MariaDb {
             format!("--pid-file={}", dir.path().join("pid").display()),
         ];
         let process = Guarded::spawn(&server, &args, &dir.path().join("mariadbd.log"));
-        wait_until("mariadbd", Duration::from_secs(30), || {
+        eventually_blocking(Duration::from_secs(30), "mariadbd listening", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         MariaDb {
@@ -257,7 +204,11 @@ impl Redis {
             &self.dir.path().join("redis.log"),
         ));
         let port = self.port;
-        wait_until("redis-server", Duration::from_secs(10), || ping(port));
+        eventually_blocking(
+            Duration::from_secs(10),
+            "redis-server answering PING",
+            || ping(port),
+        );
     }
 
     /// Runs a command with redis-cli and returns its output.
@@ -332,7 +283,7 @@ impl RedisCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        wait_until("redis cluster", Duration::from_secs(30), || {
+        eventually_blocking(Duration::from_secs(30), "redis cluster_state:ok", || {
             nodes
                 .iter()
                 .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
