@@ -249,25 +249,22 @@ async fn myid_is_accepted_when_insecure_myid(backend: Backend) {
     assert_eq!(status, 401);
 }
 
+/// `POST /api/dev/token` with `body`, anonymously.
+async fn dev_token(app: &TestApp, body: Value) -> (u16, Value) {
+    app.request(reqwest::Method::POST, "/api/dev/token", None, Some(body))
+        .await
+}
+
 async fn dev_token_endpoint_mints_usable_tokens(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (status, body) = app
-        .request(
-            reqwest::Method::POST,
-            "/api/dev/token",
-            None,
-            Some(json!({"user_id": 31})),
-        )
-        .await;
+    let (status, body) = dev_token(&app, json!({"user_id": 31})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user_id"], 31);
     let token = body["token"].as_str().expect("token");
     let mut client = Client::connect_url(&app.ws_url(), token, 31).await;
     client.expect_nothing_pending().await;
     for bad in [json!({"user_id": 0}), json!({"user_id": -3}), json!({})] {
-        let (status, body) = app
-            .request(reqwest::Method::POST, "/api/dev/token", None, Some(bad))
-            .await;
+        let (status, body) = dev_token(&app, bad).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["code"], 400);
     }
@@ -275,14 +272,7 @@ async fn dev_token_endpoint_mints_usable_tokens(backend: Backend) {
 
 async fn dev_token_endpoint_is_404_when_off(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.auth.dev_tokens = Some(false)).await;
-    let (status, body) = app
-        .request(
-            reqwest::Method::POST,
-            "/api/dev/token",
-            None,
-            Some(json!({"user_id": 31})),
-        )
-        .await;
+    let (status, body) = dev_token(&app, json!({"user_id": 31})).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["code"], 404);
     assert!(body.get("token").is_none());

@@ -103,12 +103,7 @@ async fn slow_reader_gets_1001_then_1013(backend: Backend) {
     let mut bob = Client::connect(&app, 2).await;
     let (unread, end) = bob.sync_limit(500).await;
     assert_eq!(unread.len(), sent, "{end}");
-    let text = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("chat_slow_consumers_total 1"), "{text}");
 }
 

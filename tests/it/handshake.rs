@@ -123,12 +123,7 @@ async fn health_and_metrics(backend: Backend) {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["store"], "ok");
     assert_eq!(body["connections"], 1);
-    let text = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("chat_connections_opened_total 1"), "{text}");
     let (status, body) = app
         .request(reqwest::Method::GET, "/no/such/endpoint", None, None)
