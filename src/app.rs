@@ -11,9 +11,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::hub::Hub;
-use crate::limiter::{Answered, MemoryLimiter, RedisLimiter, StrangerLimiter};
+use crate::limiter::Answered;
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{BusUrl, Settings};
 use crate::state::{AppState, Shared};
 use crate::store::MessageWriter;
 use crate::ws::outbox::CloseReason;
@@ -52,23 +52,16 @@ impl Application {
         let bus = crate::bus::connect(&settings.bus)
             .await
             .with_context(|| format!("connecting to bus {:?}", settings.bus.url))?;
-        let limiter: Arc<dyn StrangerLimiter> = if settings.bus.url.expose() == "memory" {
-            Arc::new(MemoryLimiter::new(
-                settings.limits.stranger_messages,
-                settings.limits.stranger_window,
-            ))
-        } else {
-            let limiter = RedisLimiter::connect(
-                &settings.bus,
-                settings.limits.stranger_messages,
-                settings.limits.stranger_window,
-            )
-            .await
-            .with_context(|| {
-                format!("connecting the stranger limiter to {:?}", settings.bus.url)
-            })?;
-            Arc::new(limiter)
-        };
+        let limiter = crate::limiter::connect(&settings).await.with_context(|| {
+            let url = settings.stranger_counters();
+            format!("connecting the stranger counters to {url:?}")
+        })?;
+        if settings.stranger_counters() == &BusUrl::Memory && settings.bus.url != BusUrl::Memory {
+            tracing::warn!(
+                "the stranger counters are in memory while the bus is Redis: each node counts \
+                 on its own, so a stranger may send limits.stranger_messages per node"
+            );
+        }
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(
             bus.clone(),

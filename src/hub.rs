@@ -223,7 +223,7 @@ impl Hub {
         };
         let shared = match self
             .bus
-            .publish(&Topic::User(user), Envelope::control(&joined))
+            .publish_counted(&Topic::User(user), Envelope::control(&joined))
             .await
         {
             Ok(nodes) if nodes <= 1 => false,

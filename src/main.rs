@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chat_gateway::auth::Authenticator;
-use chat_gateway::settings::redact_url;
 use chat_gateway::{Application, Settings, fdlimit, telemetry};
 
 /// mimalloc instead of the system allocator: glibc's malloc took ~9 % of a node's CPU at
@@ -70,9 +69,7 @@ fn main() -> anyhow::Result<()> {
             telemetry::init(&settings.log);
             chat_gateway::store::migrate(&settings.storage)
                 .await
-                .with_context(|| {
-                    format!("migrating {}", redact_url(settings.storage.url.expose()))
-                })?;
+                .with_context(|| format!("migrating {}", settings.storage.url))?;
             println!("migrations applied");
             Ok(())
         }),
@@ -98,8 +95,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let state = app.state().clone();
     tracing::info!(
         %addr,
-        storage = %redact_url(state.settings.storage.url.expose()),
-        bus = %redact_url(state.settings.bus.url.expose()),
+        storage = %state.settings.storage.url,
+        bus = %state.settings.bus.url,
+        stranger_counters = %state.settings.stranger_counters(),
         "chat-gateway listening"
     );
     println!("chat-gateway listening on ws://{addr}/ws");

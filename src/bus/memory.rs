@@ -1,5 +1,5 @@
 //! `MemoryBus`: the in-process bus of a single node. Publishing hands the envelope straight
-//! to this node's hub; the subscriber count is whether this node holds the topic.
+//! to this node's hub; a topic's holders are this node, when it holds the topic.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use super::{Bus, BusError, Inbound, Topic};
-use crate::ids::UserId;
 
 /// One node's bus: no network, no loss.
 #[derive(Default)]
@@ -31,14 +30,17 @@ impl Bus for MemoryBus {
         let _ = self.inbound.set(inbound);
     }
 
-    async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<usize, BusError> {
-        if !self.subscribed.read().contains(topic) {
-            return Ok(0);
-        }
-        if let Some(inbound) = self.inbound.get() {
+    async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<(), BusError> {
+        if self.subscribed.read().contains(topic)
+            && let Some(inbound) = self.inbound.get()
+        {
             inbound.deliver(topic.clone(), payload);
         }
-        Ok(1)
+        Ok(())
+    }
+
+    async fn holders(&self, topic: &Topic) -> Result<usize, BusError> {
+        Ok(usize::from(self.subscribed.read().contains(topic)))
     }
 
     fn subscribe(&self, topic: Topic) {
@@ -47,10 +49,6 @@ impl Bus for MemoryBus {
 
     fn unsubscribe(&self, topic: Topic) {
         self.subscribed.write().remove(&topic);
-    }
-
-    async fn user_online(&self, user: UserId) -> Result<bool, BusError> {
-        Ok(self.subscribed.read().contains(&Topic::User(user)))
     }
 
     async fn ping(&self) -> Result<(), BusError> {

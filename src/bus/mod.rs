@@ -1,9 +1,13 @@
 //! The `Bus` seam: how a delivery reaches every node holding its recipients.
 //!
 //! Contract, for every implementation (`MemoryBus` here, `RedisBus` next to it):
-//! - `publish` sends an envelope to one topic and returns how many nodes received it
-//!   (Redis PUBLISH semantics): 0 means no node holds a subscriber, so the recipient is
-//!   offline everywhere.
+//! - `publish` sends an envelope to one topic; `Ok` means the bus took it.
+//! - `holders` is presence: how many nodes hold a subscriber of a topic right now. 0 means
+//!   no node holds it, so a user's topic with no holder is a user offline everywhere.
+//! - `publish_counted` does both, telling how many nodes held the topic when it was
+//!   published (the 2100/2101 acknowledgement rests on it). By default it publishes and
+//!   then asks `holders`; a bus whose publish reports its receivers answers in one round
+//!   trip (Redis PUBLISH).
 //! - Deliveries reach the attached `Inbound` (the hub) of every node subscribed to the topic,
 //!   including the publishing node: one delivery path for one node and many.
 //! - At most once: a message published while a node's link is down is lost to that node; the
@@ -19,6 +23,8 @@ mod redis;
 pub use envelope::Envelope;
 pub use memory::MemoryBus;
 pub use redis::{RedisBus, redis_builder};
+
+use crate::settings::{BusSettings, BusUrl};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -89,8 +95,15 @@ pub enum BusError {
 pub trait Bus: Send + Sync + 'static {
     /// Sets the receiver of deliveries; called once at start-up, before any subscribe.
     fn attach(&self, inbound: Arc<dyn Inbound>);
-    /// Publishes to a topic; the number of nodes that received it.
-    async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<usize, BusError>;
+    /// Publishes to a topic (at most once to each node holding it).
+    async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<(), BusError>;
+    /// Presence: how many nodes hold a subscriber of `topic` now.
+    async fn holders(&self, topic: &Topic) -> Result<usize, BusError>;
+    /// Publishes, and tells how many nodes held the topic when it was published.
+    async fn publish_counted(&self, topic: &Topic, payload: Bytes) -> Result<usize, BusError> {
+        self.publish(topic, payload).await?;
+        self.holders(topic).await
+    }
     /// Starts receiving a topic on this node (queued, never blocks).
     fn subscribe(&self, topic: Topic);
     /// Stops receiving a topic on this node (queued, never blocks).
@@ -98,19 +111,20 @@ pub trait Bus: Send + Sync + 'static {
     /// Resolves once every subscribe/unsubscribe made so far is in effect (or the bus's
     /// command timeout passed): after it, publishes to those topics reach this node.
     async fn settled(&self) {}
-    /// Whether any node holds a subscriber of this user's topic.
-    async fn user_online(&self, user: UserId) -> Result<bool, BusError>;
+    /// Whether any node holds a connection of `user`: presence of the user's topic.
+    async fn user_online(&self, user: UserId) -> Result<bool, BusError> {
+        Ok(self.holders(&Topic::User(user)).await? > 0)
+    }
     /// Checks the bus answers (readiness).
     async fn ping(&self) -> Result<(), BusError>;
 }
 
-/// Builds the bus named by `settings.url`.
-pub async fn connect(settings: &crate::settings::BusSettings) -> Result<Arc<dyn Bus>, BusError> {
-    if settings.url.expose() == "memory" {
-        Ok(Arc::new(MemoryBus::new()))
-    } else {
-        Ok(Arc::new(RedisBus::connect(settings).await?))
-    }
+/// Builds the bus that `settings.url` names: one match arm per implementation.
+pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Bus>, BusError> {
+    Ok(match &settings.url {
+        BusUrl::Memory => Arc::new(MemoryBus::new()),
+        BusUrl::Redis(url) => Arc::new(RedisBus::connect(url, settings).await?),
+    })
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@
 //! subscribed, another reads the messages.
 //!
 //! Contract, on top of the `Bus` one (see `bus/mod.rs`):
-//! - `publish` is one PUBLISH (SPUBLISH with `bus.sharded`); its integer reply counts
-//!   subscriber connections, and a node has exactly one, so it counts nodes.
+//! - `publish_counted` is one PUBLISH (SPUBLISH with `bus.sharded`): its integer reply
+//!   counts subscriber connections, and a node has exactly one, so it counts nodes.
+//!   `holders` is PUBSUB NUMSUB (SHARDNUMSUB when sharded).
 //! - `subscribe` / `unsubscribe` only queue a change for the subscription task; a change is
-//!   in effect once the server has processed it (tests poll `subscribers`).
+//!   in effect once the server has processed it (tests poll `holders`).
 //! - When the subscriber connection comes back after a drop, the task resubscribes the whole
 //!   set and then calls `Inbound::resync` (what was published in the gap is gone). An
 //!   overflow of the subscriber's message queue also calls `Inbound::resync`.
@@ -35,8 +36,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{Bus, BusError, Inbound, Topic};
-use crate::ids::UserId;
-use crate::settings::{BusSettings, redact_url};
+use crate::settings::{BusSettings, Secret, redact_url};
 use subscriber::{Change, Stats, Subscriptions};
 
 /// Messages the subscriber's broadcast queue holds before the reader lags (fred's default is
@@ -72,17 +72,11 @@ pub struct RedisBus {
     timeout: Duration,
 }
 
-/// A fred client builder for `settings`: the URL (a cluster seed when `sharded`), command
-/// timeout, bounded command buffer, dead-link detection and reconnect policy. Shared with
-/// the Redis stranger limiter.
-pub fn redis_builder(settings: &BusSettings) -> Result<Builder, BusError> {
-    let url = settings.url.expose();
-    if url.starts_with("rediss://") {
-        // fred is built without a TLS feature: it would silently connect in plain text.
-        return Err(BusError::Unavailable(
-            "rediss:// (TLS) is not supported by this build; use redis://".into(),
-        ));
-    }
+/// A fred client builder for the Redis at `url` (a cluster seed when `settings.sharded`),
+/// with `settings`' command timeout, a bounded command buffer, dead-link detection and the
+/// reconnect policy. Shared with the Redis stranger limiter.
+pub fn redis_builder(url: &Secret, settings: &BusSettings) -> Result<Builder, BusError> {
+    let url = url.expose();
     let config = if settings.sharded {
         Config::from_url_clustered(url)
     } else {
@@ -120,10 +114,10 @@ fn bus_error(e: fred::error::Error) -> BusError {
 }
 
 impl RedisBus {
-    /// Connects both clients to `settings.url` (failing fast when Redis does not answer)
+    /// Connects both clients to the Redis at `url` (failing fast when it does not answer)
     /// and starts the subscription and reader tasks.
-    pub async fn connect(settings: &BusSettings) -> Result<RedisBus, BusError> {
-        let mut builder = redis_builder(settings)?;
+    pub async fn connect(url: &Secret, settings: &BusSettings) -> Result<RedisBus, BusError> {
+        let mut builder = redis_builder(url, settings)?;
         let publisher = builder.build().map_err(bus_error)?;
         let subscriber = builder
             .with_performance_config(|perf| perf.broadcast_channel_capacity = SUBSCRIBER_QUEUE)
@@ -156,7 +150,7 @@ impl RedisBus {
         );
         tokio::spawn(task.run(rx, reconnects));
         tracing::info!(
-            url = %redact_url(settings.url.expose()),
+            url = %redact_url(url.expose()),
             sharded = settings.sharded,
             "connected to the redis bus"
         );
@@ -170,21 +164,6 @@ impl RedisBus {
             sharded: settings.sharded,
             timeout: settings.command_timeout,
         })
-    }
-
-    /// How many subscriber connections (nodes) hold `topic`: PUBSUB NUMSUB, or PUBSUB
-    /// SHARDNUMSUB when sharded (asked of the shard that owns the channel).
-    pub async fn subscribers(&self, topic: &Topic) -> Result<usize, BusError> {
-        let channel = topic.channel(&self.prefix, self.sharded);
-        let reply: Vec<Value> = if self.sharded {
-            self.publisher.pubsub_shardnumsub(channel).await
-        } else {
-            self.publisher.pubsub_numsub(channel).await
-        }
-        .map_err(bus_error)?;
-        // The reply is `[channel, count]`.
-        let count = reply.get(1).and_then(Value::as_i64).unwrap_or(0);
-        Ok(usize::try_from(count).unwrap_or(0))
     }
 
     /// Messages dropped because the subscriber queue overflowed (each overflow resyncs).
@@ -209,7 +188,27 @@ impl Bus for RedisBus {
         let _ = self.inbound.set(inbound);
     }
 
-    async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<usize, BusError> {
+    async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<(), BusError> {
+        self.publish_counted(topic, payload).await.map(|_| ())
+    }
+
+    /// PUBSUB NUMSUB, or PUBSUB SHARDNUMSUB when sharded (asked of the shard that owns the
+    /// channel): subscriber connections, one per node.
+    async fn holders(&self, topic: &Topic) -> Result<usize, BusError> {
+        let channel = topic.channel(&self.prefix, self.sharded);
+        let reply: Vec<Value> = if self.sharded {
+            self.publisher.pubsub_shardnumsub(channel).await
+        } else {
+            self.publisher.pubsub_numsub(channel).await
+        }
+        .map_err(bus_error)?;
+        // The reply is `[channel, count]`.
+        let count = reply.get(1).and_then(Value::as_i64).unwrap_or(0);
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    /// One PUBLISH: its reply counts the nodes that received the message.
+    async fn publish_counted(&self, topic: &Topic, payload: Bytes) -> Result<usize, BusError> {
         let channel = topic.channel(&self.prefix, self.sharded);
         let receivers: i64 = if self.sharded {
             self.publisher.spublish(channel, payload).await
@@ -235,10 +234,6 @@ impl Bus for RedisBus {
         self.change(Change::Barrier(barrier));
         // Past the timeout the link is down; the client is told to resync when it is back.
         let _ = tokio::time::timeout(self.timeout, done).await;
-    }
-
-    async fn user_online(&self, user: UserId) -> Result<bool, BusError> {
-        Ok(self.subscribers(&Topic::User(user)).await? > 0)
     }
 
     async fn ping(&self) -> Result<(), BusError> {

@@ -197,7 +197,7 @@ impl Session {
     /// Publishes, counting failures; `None` when the bus failed (the message is stored and
     /// reaches the recipient on their next sync).
     async fn publish(&self, topic: &Topic, envelope: Bytes) -> Option<usize> {
-        match self.state.bus.publish(topic, envelope).await {
+        match self.state.bus.publish_counted(topic, envelope).await {
             Ok(n) => Some(n),
             Err(e) => {
                 self.state.metrics.bus_errors.inc();

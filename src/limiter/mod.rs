@@ -17,8 +17,10 @@ pub use memory::MemoryLimiter;
 pub use redis::RedisLimiter;
 
 use async_trait::async_trait;
+use std::sync::Arc;
 
 use crate::ids::UserId;
+use crate::settings::{BusUrl, Settings};
 
 /// What the counters say about one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,4 +46,19 @@ pub trait StrangerLimiter: Send + Sync + 'static {
     async fn try_send(&self, from: UserId, to: UserId) -> Result<Verdict, LimiterError>;
     /// Takes back one counted message.
     async fn undo(&self, from: UserId, to: UserId);
+}
+
+/// Builds the counters that `limits.stranger_counters_url` names (by default the bus's URL):
+/// one match arm per implementation.
+pub async fn connect(settings: &Settings) -> Result<Arc<dyn StrangerLimiter>, LimiterError> {
+    let (limit, window) = (
+        settings.limits.stranger_messages,
+        settings.limits.stranger_window,
+    );
+    Ok(match settings.stranger_counters() {
+        BusUrl::Memory => Arc::new(MemoryLimiter::new(limit, window)),
+        BusUrl::Redis(url) => {
+            Arc::new(RedisLimiter::connect(url, &settings.bus, limit, window).await?)
+        }
+    })
 }

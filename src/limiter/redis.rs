@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::{LimiterError, StrangerLimiter, Verdict};
 use crate::bus::redis_builder;
 use crate::ids::UserId;
-use crate::settings::BusSettings;
+use crate::settings::{BusSettings, Secret};
 
 /// KEYS: the `(from, to)` counter, the `(to, from)` counter. ARGV: `send` or `undo`, the
 /// window in milliseconds, the limit. Returns 2 (allowed: `to` has written to `from`),
@@ -52,15 +52,17 @@ pub struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// Connects to the bus's Redis (`settings.url`, cluster when `sharded`) and loads the
-    /// script; `limit` messages per `window` to someone who has not answered.
+    /// Connects to the Redis at `url` (a cluster when `settings.sharded`, keys under
+    /// `settings.prefix`) and loads the script; `limit` messages per `window` to someone who
+    /// has not answered.
     pub async fn connect(
+        url: &Secret,
         settings: &BusSettings,
         limit: u32,
         window: Duration,
     ) -> Result<RedisLimiter, LimiterError> {
         let failed = |e: fred::error::Error| LimiterError(e.to_string());
-        let client = redis_builder(settings)
+        let client = redis_builder(url, settings)
             .map_err(|e| LimiterError(e.to_string()))?
             .build()
             .map_err(failed)?;

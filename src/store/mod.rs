@@ -205,16 +205,16 @@ pub trait Store: Send + Sync + 'static {
     async fn blocked(&self, user: UserId) -> Result<Vec<UserId>, StoreError>;
 }
 
-/// Connects to the store named by `url` (`sqlite:…` or `mysql://…`), migrating if asked.
+/// Connects to the store that `settings.url` names, migrating if asked: one match arm per
+/// implementation.
 pub async fn connect(
     settings: &crate::settings::StorageSettings,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    let url = settings.url.expose();
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(settings).await?))
-    } else {
-        Ok(Arc::new(MySqlStore::connect(settings).await?))
-    }
+    use crate::settings::StoreUrl;
+    Ok(match &settings.url {
+        StoreUrl::Sqlite(_) => Arc::new(SqliteStore::connect(settings).await?),
+        StoreUrl::MySql(_) => Arc::new(MySqlStore::connect(settings).await?),
+    })
 }
 
 /// Applies pending migrations of the store named by `url` and returns.

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use chat_gateway::bus::envelope::Control;
 use chat_gateway::bus::{Bus, Envelope, Inbound, MemoryBus, RedisBus, Topic};
-use chat_gateway::settings::{BusSettings, Secret};
+use chat_gateway::settings::{BusSettings, BusUrl};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,7 +65,10 @@ impl Node {
         let (bus, redis): (Arc<dyn Bus>, _) = match backing.settings() {
             None => (Arc::new(MemoryBus::new()), None),
             Some(settings) => {
-                let redis = Arc::new(RedisBus::connect(&settings).await.expect("connecting"));
+                let BusUrl::Redis(url) = &settings.url else {
+                    panic!("a Redis backing names a redis:// URL")
+                };
+                let redis = Arc::new(RedisBus::connect(url, &settings).await.expect("connecting"));
                 (redis.clone(), Some(redis))
             }
         };
@@ -80,10 +83,9 @@ impl Node {
     /// Waits until `n` nodes hold `topic` (at once for the memory bus, where subscribing
     /// is synchronous).
     async fn wait_subscribers(&self, topic: &Topic, n: usize) {
-        let Some(redis) = &self.redis else { return };
         let what = format!("{topic:?} reaching {n} subscribers");
         eventually(DEADLINE, &what, async || {
-            redis.subscribers(topic).await.is_ok_and(|count| count == n)
+            self.bus.holders(topic).await.is_ok_and(|count| count == n)
         })
         .await;
     }
@@ -122,13 +124,13 @@ async fn publish_without_subscribers_counts_zero(backing: Backing) {
     let payload = Envelope::deliver(None, &frame(0));
     assert_eq!(
         node.bus
-            .publish(&Topic::User(1), payload.clone())
+            .publish_counted(&Topic::User(1), payload.clone())
             .await
             .unwrap(),
         0
     );
     let group = Topic::Group("nobody".into());
-    assert_eq!(node.bus.publish(&group, payload).await.unwrap(), 0);
+    assert_eq!(node.bus.publish_counted(&group, payload).await.unwrap(), 0);
     assert!(node.inbound.deliveries.lock().is_empty());
 }
 
@@ -140,8 +142,20 @@ async fn delivery_reaches_the_attached_inbound(backing: Backing) {
     node.subscribe(group.clone()).await;
     let to_user = Envelope::deliver(Some(42), &frame(1));
     let to_group = Envelope::deliver(None, &frame(2));
-    assert_eq!(node.bus.publish(&user, to_user.clone()).await.unwrap(), 1);
-    assert_eq!(node.bus.publish(&group, to_group.clone()).await.unwrap(), 1);
+    assert_eq!(
+        node.bus
+            .publish_counted(&user, to_user.clone())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        node.bus
+            .publish_counted(&group, to_group.clone())
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         node.inbound.wait_for(2).await,
         vec![(user, to_user), (group, to_group)]
@@ -156,7 +170,7 @@ async fn deliveries_keep_order_and_skip(backing: Backing) {
     for i in 0..count {
         let skip = (i % 3 != 0).then_some(i as u64 + 1);
         let payload = Envelope::deliver(skip, &frame(i));
-        assert_eq!(node.bus.publish(&group, payload).await.unwrap(), 1);
+        assert_eq!(node.bus.publish_counted(&group, payload).await.unwrap(), 1);
     }
     let got = node.inbound.wait_for(count).await;
     assert_eq!(got.len(), count, "no duplicates");
@@ -178,9 +192,21 @@ async fn unsubscribe_stops_delivery(backing: Backing) {
     node.bus.unsubscribe(gone.clone());
     node.wait_subscribers(&gone, 0).await;
     let payload = Envelope::deliver(None, &frame(0));
-    assert_eq!(node.bus.publish(&gone, payload.clone()).await.unwrap(), 0);
+    assert_eq!(
+        node.bus
+            .publish_counted(&gone, payload.clone())
+            .await
+            .unwrap(),
+        0
+    );
     // Deliveries arrive in publish order: had `gone` been delivered, it would come first.
-    assert_eq!(node.bus.publish(&kept, payload.clone()).await.unwrap(), 1);
+    assert_eq!(
+        node.bus
+            .publish_counted(&kept, payload.clone())
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(node.inbound.wait_for(1).await, vec![(kept, payload)]);
 }
 
@@ -201,11 +227,17 @@ async fn changes_apply_in_call_order(backing: Backing) {
     node.wait_subscribers(&dropped, 0).await;
     let payload = Envelope::deliver(None, &frame(0));
     assert_eq!(
-        node.bus.publish(&dropped, payload.clone()).await.unwrap(),
+        node.bus
+            .publish_counted(&dropped, payload.clone())
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(
-        node.bus.publish(&churned, payload.clone()).await.unwrap(),
+        node.bus
+            .publish_counted(&churned, payload.clone())
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(node.inbound.wait_for(1).await, vec![(churned, payload)]);
@@ -219,7 +251,13 @@ async fn control_topic_carries_membership_changes(backing: Backing) {
         user: 3,
     };
     let payload = Envelope::control(&change);
-    assert_eq!(node.bus.publish(&Topic::Control, payload).await.unwrap(), 1);
+    assert_eq!(
+        node.bus
+            .publish_counted(&Topic::Control, payload)
+            .await
+            .unwrap(),
+        1
+    );
     let got = node.inbound.wait_for(1).await;
     assert_eq!(got[0].0, Topic::Control);
     assert_eq!(
@@ -239,6 +277,31 @@ async fn user_online_follows_subscriptions(backing: Backing) {
     node.bus.ping().await.unwrap();
 }
 
+/// Presence is its own operation: plain `publish` reports nothing, `holders` counts the
+/// nodes holding a topic, and `publish_counted` agrees with it.
+async fn presence_is_separate_from_publish(backing: Backing) {
+    let node = Node::on(&backing).await;
+    let topic = Topic::Group("presence".into());
+    assert_eq!(node.bus.holders(&topic).await.unwrap(), 0);
+    node.bus
+        .publish(&topic, Envelope::deliver(None, &frame(0)))
+        .await
+        .unwrap();
+    node.subscribe(topic.clone()).await;
+    assert_eq!(node.bus.holders(&topic).await.unwrap(), 1);
+    let payload = Envelope::deliver(None, &frame(1));
+    node.bus.publish(&topic, payload.clone()).await.unwrap();
+    // Only what was published while the topic was held arrives.
+    assert_eq!(
+        node.inbound.wait_for(1).await,
+        vec![(topic.clone(), payload)]
+    );
+    node.bus.unsubscribe(topic.clone());
+    node.wait_subscribers(&topic, 0).await;
+    let after = Envelope::deliver(None, &frame(2));
+    assert_eq!(node.bus.publish_counted(&topic, after).await.unwrap(), 0);
+}
+
 async fn two_nodes_each_receive(backing: Backing) {
     let (a, b) = (Node::on(&backing).await, Node::on(&backing).await);
     let group = Topic::Group("shared".into());
@@ -247,8 +310,14 @@ async fn two_nodes_each_receive(backing: Backing) {
     a.wait_subscribers(&group, 2).await;
     let first = Envelope::deliver(None, &frame(1));
     let second = Envelope::deliver(None, &frame(2));
-    assert_eq!(a.bus.publish(&group, first.clone()).await.unwrap(), 2);
-    assert_eq!(b.bus.publish(&group, second.clone()).await.unwrap(), 2);
+    assert_eq!(
+        a.bus.publish_counted(&group, first.clone()).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        b.bus.publish_counted(&group, second.clone()).await.unwrap(),
+        2
+    );
     let both = vec![(group.clone(), first), (group.clone(), second)];
     assert_eq!(a.inbound.wait_for(2).await, both);
     assert_eq!(b.inbound.wait_for(2).await, both);
@@ -260,7 +329,10 @@ async fn two_nodes_each_receive(backing: Backing) {
     b.bus.unsubscribe(group.clone());
     a.wait_subscribers(&group, 1).await;
     let third = Envelope::deliver(None, &frame(3));
-    assert_eq!(b.bus.publish(&group, third.clone()).await.unwrap(), 1);
+    assert_eq!(
+        b.bus.publish_counted(&group, third.clone()).await.unwrap(),
+        1
+    );
     assert_eq!(a.inbound.wait_for(3).await[2], (group, third));
 }
 
@@ -275,7 +347,12 @@ async fn reconnects_resubscribes_and_resyncs(mut backing: Backing) {
     backing.redis_server().kill();
     node.wait_ping(false).await;
     let payload = Envelope::deliver(None, &frame(0));
-    assert!(node.bus.publish(&kept, payload.clone()).await.is_err());
+    assert!(
+        node.bus
+            .publish_counted(&kept, payload.clone())
+            .await
+            .is_err()
+    );
     // Changes made while Redis is down neither block nor get lost.
     let queued = Instant::now();
     node.bus.subscribe(added.clone());
@@ -292,10 +369,25 @@ async fn reconnects_resubscribes_and_resyncs(mut backing: Backing) {
     node.wait_subscribers(&added, 1).await;
     node.wait_subscribers(&dropped, 0).await;
     node.wait_ping(true).await;
-    assert_eq!(node.bus.publish(&kept, payload.clone()).await.unwrap(), 1);
-    assert_eq!(node.bus.publish(&added, payload.clone()).await.unwrap(), 1);
     assert_eq!(
-        node.bus.publish(&dropped, payload.clone()).await.unwrap(),
+        node.bus
+            .publish_counted(&kept, payload.clone())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        node.bus
+            .publish_counted(&added, payload.clone())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        node.bus
+            .publish_counted(&dropped, payload.clone())
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(
@@ -309,11 +401,16 @@ async fn reconnects_resubscribes_and_resyncs(mut backing: Backing) {
 async fn redis_connect_fails_fast_without_redis() {
     let port = crate::support::services::free_port();
     let settings = BusSettings {
-        url: Secret::from(format!("redis://user:hunter2@127.0.0.1:{port}")),
+        url: format!("redis://user:hunter2@127.0.0.1:{port}")
+            .parse()
+            .unwrap(),
         ..BusSettings::default()
     };
     let start = Instant::now();
-    let error = RedisBus::connect(&settings)
+    let BusUrl::Redis(url) = &settings.url else {
+        unreachable!()
+    };
+    let error = RedisBus::connect(url, &settings)
         .await
         .err()
         .expect("no redis listens there");
@@ -330,6 +427,7 @@ contract! {
         changes_apply_in_call_order,
         control_topic_carries_membership_changes,
         user_online_follows_subscriptions,
+        presence_is_separate_from_publish,
     ],
     memory: [],
     redis: [two_nodes_each_receive, reconnects_resubscribes_and_resyncs],

@@ -17,7 +17,7 @@ fn private(to: i64, content: &str, cid: &str) -> Value {
 async fn redis_outage_acks_2101_then_asks_clients_to_resync() {
     let mut redis = Redis::start();
     let url = redis.url();
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.bus.url = url.into()).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.bus.url = url.parse().unwrap()).await;
     let mut alice = Client::connect(&app, 1).await;
     let mut bob = Client::connect(&app, 2).await;
     // A conversation (so the stranger counters, also in Redis, are not consulted again).

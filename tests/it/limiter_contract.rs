@@ -3,6 +3,7 @@
 //! on a 3-master Redis Cluster (the pair's hash tag keeps the script on one slot).
 
 use chat_gateway::limiter::{MemoryLimiter, RedisLimiter, StrangerLimiter, Verdict};
+use chat_gateway::settings::BusUrl;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,10 @@ async fn limiter_on(backing: &Backing, limit: u32, window: Duration) -> Arc<dyn 
     let Some(settings) = backing.settings() else {
         return Arc::new(MemoryLimiter::new(limit, window));
     };
-    let limiter = RedisLimiter::connect(&settings, limit, window)
+    let BusUrl::Redis(url) = &settings.url else {
+        panic!("a Redis backing names a redis:// URL")
+    };
+    let limiter = RedisLimiter::connect(url, &settings, limit, window)
         .await
         .expect("connecting the limiter");
     Arc::new(limiter)

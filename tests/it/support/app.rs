@@ -2,7 +2,7 @@
 //! plus a request helper per REST verb.
 
 use chat_gateway::auth::Authenticator;
-use chat_gateway::settings::Secret;
+use chat_gateway::settings::{Secret, StoreUrl};
 use chat_gateway::{Application, Settings};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -31,10 +31,11 @@ pub async fn test_settings(backend: Backend) -> (Settings, tempfile::TempDir) {
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".parse().unwrap();
     settings.auth.jwt_secret = Some(Secret::from(SECRET));
-    settings.storage.url = Secret::from(match backend {
+    settings.storage.url = StoreUrl::try_from(match backend {
         Backend::Sqlite => format!("sqlite:{}", dir.path().join("chat.db").display()),
         Backend::MySql => MariaDb::shared().fresh_database().await,
-    });
+    })
+    .expect("a store URL");
     settings.server.shutdown_grace = Duration::from_secs(2);
     (settings, dir)
 }

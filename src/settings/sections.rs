@@ -1,23 +1,11 @@
-//! Typed settings: defaults, then an optional TOML file, then `CHAT__SECTION__KEY` variables.
-//! docs/configuration.md lists every key; each field's doc states its default.
+//! The sections of the settings, each with its defaults: `[server]`, `[auth]`,
+//! `[storage]`, `[bus]`, `[limits]`, `[log]`.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-/// Every setting of a node.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    pub server: ServerSettings,
-    pub auth: AuthSettings,
-    pub storage: StorageSettings,
-    pub bus: BusSettings,
-    pub limits: LimitSettings,
-    pub log: LogSettings,
-}
+use super::{BusUrl, Secret, StoreUrl};
 
 /// `[server]`: the listener and per-connection limits.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -98,9 +86,9 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
-    /// `sqlite:PATH` (created if missing) or `mysql://user:pass@host:port/db`.
-    /// Default `sqlite:data/chat.db`.
-    pub url: Secret,
+    /// `sqlite:PATH` (created if missing) or `mysql://user:pass@host:port/db`, parsed when
+    /// the settings load. Default `sqlite:data/chat.db`.
+    pub url: StoreUrl,
     /// Apply pending migrations at start. Default true.
     pub migrate: bool,
     /// Connection pool size. Default 16 (MySQL), SQLite uses at most 4 readers and 1 writer.
@@ -122,7 +110,7 @@ pub struct StorageSettings {
 impl Default for StorageSettings {
     fn default() -> Self {
         StorageSettings {
-            url: Secret::from("sqlite:data/chat.db"),
+            url: StoreUrl::Sqlite("sqlite:data/chat.db".into()),
             migrate: true,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
@@ -136,8 +124,9 @@ impl Default for StorageSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusSettings {
-    /// `memory` (one node, in process) or `redis://host:port[/db]`. Default `memory`.
-    pub url: Secret,
+    /// `memory` (one node, in process) or `redis://host:port[/db]`, parsed when the
+    /// settings load. Default `memory`.
+    pub url: BusUrl,
     /// Prefix of channel and key names, so deployments can share a Redis. Default `chat`.
     pub prefix: String,
     /// Redis Cluster with sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7). Default false.
@@ -154,7 +143,7 @@ pub struct BusSettings {
 impl Default for BusSettings {
     fn default() -> Self {
         BusSettings {
-            url: Secret::from("memory"),
+            url: BusUrl::Memory,
             prefix: "chat".into(),
             sharded: false,
             unsubscribe_delay: Duration::from_secs(2),
@@ -174,6 +163,10 @@ pub struct LimitSettings {
     /// Window over which those messages are counted. Default `90days`.
     #[serde(with = "humantime_serde")]
     pub stranger_window: Duration,
+    /// Where the stranger counters live: `memory` (this node's own counters) or
+    /// `redis://…` (shared by every node; uses the `[bus]` section's `sharded`, `prefix` and
+    /// `command_timeout`). Default: the bus's URL, so one Redis serves both.
+    pub stranger_counters_url: Option<BusUrl>,
 }
 
 impl Default for LimitSettings {
@@ -182,6 +175,7 @@ impl Default for LimitSettings {
             max_content_bytes: 4096,
             stranger_messages: 3,
             stranger_window: Duration::from_secs(90 * 24 * 3600),
+            stranger_counters_url: None,
         }
     }
 }
@@ -202,174 +196,5 @@ impl Default for LogSettings {
             level: "info".into(),
             format: "text".into(),
         }
-    }
-}
-
-/// A string that never prints: tokens, passwords and URLs holding passwords.
-#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Secret(s.to_string())
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Secret(s)
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
-    }
-}
-
-/// A URL with its password replaced; anything that is not a URL with credentials becomes
-/// `[redacted]`, except the harmless `memory` and `sqlite:` forms.
-pub fn redact_url(s: &str) -> String {
-    if s == "memory" || s.starts_with("sqlite:") {
-        return s.to_string();
-    }
-    match (s.find("://"), s.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &s[scheme + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &s[..scheme + 3], user, &s[at..])
-        }
-        (Some(_), None) => s.to_string(),
-        _ => "[redacted]".to_string(),
-    }
-}
-
-impl Settings {
-    /// Loads defaults, then `file` if given, then `CHAT__SECTION__KEY` environment variables.
-    pub fn load(file: Option<&Path>) -> Result<Settings, config::ConfigError> {
-        let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
-        }
-        builder
-            .add_source(
-                config::Environment::with_prefix("CHAT")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .list_separator(",")
-                    .with_list_parse_key("server.allowed_origins"),
-            )
-            .build()?
-            .try_deserialize()
-    }
-
-    /// Whether dev tokens are on, resolving the default from the bind address.
-    pub fn dev_tokens(&self) -> bool {
-        self.auth
-            .dev_tokens
-            .unwrap_or_else(|| self.server.bind.ip().is_loopback())
-    }
-
-    /// Checks what the types cannot: the combinations that must refuse to start.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.dev_tokens() && !self.server.bind.ip().is_loopback() {
-            return Err(format!(
-                "auth.dev_tokens is on but server.bind {} is not a loopback address: anyone could mint tokens. Set CHAT__AUTH__DEV_TOKENS=false and a jwt_secret",
-                self.server.bind
-            ));
-        }
-        match &self.auth.jwt_secret {
-            Some(s) if s.expose().len() < 32 => {
-                return Err("auth.jwt_secret must be at least 32 bytes".into());
-            }
-            None if !self.dev_tokens() => {
-                return Err(
-                    "auth.jwt_secret is required (at least 32 bytes) when dev tokens are off"
-                        .into(),
-                );
-            }
-            _ => {}
-        }
-        let url = self.storage.url.expose();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("mysql://")
-            || url.starts_with("mariadb://"))
-        {
-            return Err(format!(
-                "storage.url must start with sqlite: or mysql:// (got {})",
-                redact_url(url)
-            ));
-        }
-        let bus = self.bus.url.expose();
-        if !(bus == "memory" || bus.starts_with("redis://") || bus.starts_with("rediss://")) {
-            return Err(format!(
-                "bus.url must be memory or redis://… (got {})",
-                redact_url(bus)
-            ));
-        }
-        if bus == "memory" && self.bus.sharded {
-            return Err("bus.sharded needs a redis:// bus.url".into());
-        }
-        if self.server.max_frame_bytes < 1024 {
-            return Err("server.max_frame_bytes must be at least 1024".into());
-        }
-        if self.limits.max_content_bytes == 0
-            || self.limits.max_content_bytes > self.server.max_frame_bytes
-        {
-            return Err(
-                "limits.max_content_bytes must be between 1 and server.max_frame_bytes".into(),
-            );
-        }
-        if self.server.outbound_queue < 2 || !(1..=2000).contains(&self.storage.batch_max) {
-            return Err(
-                "server.outbound_queue must be at least 2 and storage.batch_max from 1 to 2000"
-                    .into(),
-            );
-        }
-        if self.server.read_buffer_bytes < 256 {
-            return Err("server.read_buffer_bytes must be at least 256".into());
-        }
-        if self.bus.prefix.is_empty() || self.bus.prefix.contains(['{', '}', ' ']) {
-            return Err("bus.prefix must be non-empty, without braces or spaces".into());
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_validate() {
-        let s = Settings::default();
-        assert!(s.dev_tokens());
-        s.validate().unwrap();
-    }
-
-    #[test]
-    fn public_bind_refuses_dev_tokens() {
-        let mut s = Settings::default();
-        s.server.bind = "0.0.0.0:8080".parse().unwrap();
-        assert!(!s.dev_tokens());
-        assert!(s.validate().unwrap_err().contains("jwt_secret"));
-        s.auth.dev_tokens = Some(true);
-        assert!(s.validate().unwrap_err().contains("loopback"));
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        let s = Secret::from("mysql://root:hunter2@db:3306/chat");
-        assert_eq!(format!("{s:?}"), "mysql://root:***@db:3306/chat");
-        assert_eq!(format!("{:?}", Secret::from("abcdefabcdef")), "[redacted]");
     }
 }

@@ -1,0 +1,157 @@
+//! Typed settings: defaults, then an optional TOML file, then `CHAT__SECTION__KEY` variables.
+//! docs/configuration.md lists every key; each field's doc states its default.
+
+mod secret;
+mod sections;
+mod urls;
+
+pub use secret::{Secret, redact_url};
+pub use sections::{
+    AuthSettings, BusSettings, LimitSettings, LogSettings, ServerSettings, StorageSettings,
+};
+pub use urls::{BusUrl, StoreUrl};
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Every setting of a node.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub storage: StorageSettings,
+    pub bus: BusSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then `CHAT__SECTION__KEY` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, config::ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        builder
+            .add_source(
+                config::Environment::with_prefix("CHAT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.allowed_origins"),
+            )
+            .build()?
+            .try_deserialize()
+    }
+
+    /// Whether dev tokens are on, resolving the default from the bind address.
+    pub fn dev_tokens(&self) -> bool {
+        self.auth
+            .dev_tokens
+            .unwrap_or_else(|| self.server.bind.ip().is_loopback())
+    }
+
+    /// Where the stranger counters live: `limits.stranger_counters_url`, else the bus's URL.
+    pub fn stranger_counters(&self) -> &BusUrl {
+        self.limits
+            .stranger_counters_url
+            .as_ref()
+            .unwrap_or(&self.bus.url)
+    }
+
+    /// Checks what the types cannot: the combinations that must refuse to start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.dev_tokens() && !self.server.bind.ip().is_loopback() {
+            return Err(format!(
+                "auth.dev_tokens is on but server.bind {} is not a loopback address: anyone could mint tokens. Set CHAT__AUTH__DEV_TOKENS=false and a jwt_secret",
+                self.server.bind
+            ));
+        }
+        match &self.auth.jwt_secret {
+            Some(s) if s.expose().len() < 32 => {
+                return Err("auth.jwt_secret must be at least 32 bytes".into());
+            }
+            None if !self.dev_tokens() => {
+                return Err(
+                    "auth.jwt_secret is required (at least 32 bytes) when dev tokens are off"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if self.bus.url == BusUrl::Memory && self.bus.sharded {
+            return Err("bus.sharded needs a redis:// bus.url".into());
+        }
+        if self.server.max_frame_bytes < 1024 {
+            return Err("server.max_frame_bytes must be at least 1024".into());
+        }
+        if self.limits.max_content_bytes == 0
+            || self.limits.max_content_bytes > self.server.max_frame_bytes
+        {
+            return Err(
+                "limits.max_content_bytes must be between 1 and server.max_frame_bytes".into(),
+            );
+        }
+        if self.server.outbound_queue < 2 || !(1..=2000).contains(&self.storage.batch_max) {
+            return Err(
+                "server.outbound_queue must be at least 2 and storage.batch_max from 1 to 2000"
+                    .into(),
+            );
+        }
+        if self.server.read_buffer_bytes < 256 {
+            return Err("server.read_buffer_bytes must be at least 256".into());
+        }
+        if self.bus.prefix.is_empty() || self.bus.prefix.contains(['{', '}', ' ']) {
+            return Err("bus.prefix must be non-empty, without braces or spaces".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let s = Settings::default();
+        assert!(s.dev_tokens());
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn public_bind_refuses_dev_tokens() {
+        let mut s = Settings::default();
+        s.server.bind = "0.0.0.0:8080".parse().unwrap();
+        assert!(!s.dev_tokens());
+        assert!(s.validate().unwrap_err().contains("jwt_secret"));
+        s.auth.dev_tokens = Some(true);
+        assert!(s.validate().unwrap_err().contains("loopback"));
+    }
+
+    #[test]
+    fn stranger_counters_follow_the_bus_unless_named() {
+        let mut s = Settings::default();
+        assert_eq!(s.stranger_counters(), &BusUrl::Memory);
+        s.bus.url = "redis://bus:6379".parse().unwrap();
+        assert_eq!(s.stranger_counters().expose(), "redis://bus:6379");
+        s.limits.stranger_counters_url = Some(BusUrl::Memory);
+        assert_eq!(s.stranger_counters(), &BusUrl::Memory);
+    }
+
+    #[test]
+    fn memory_bus_refuses_sharded() {
+        let mut s = Settings::default();
+        s.bus.sharded = true;
+        assert!(s.validate().unwrap_err().contains("sharded"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::from("mysql://root:hunter2@db:3306/chat");
+        assert_eq!(format!("{s:?}"), "mysql://root:***@db:3306/chat");
+        assert_eq!(format!("{:?}", Secret::from("abcdefabcdef")), "[redacted]");
+    }
+}
