@@ -1,64 +1,227 @@
-// The batching writer's transaction, included next to queries.rs in each backend module
-// (which also defines `text_literal`, the dialect's UTF-8 string literal).
-//
-// One batch is one transaction in two round trips: (1) BEGIN, the undelivered marks, and the
-// block and membership lookups, as one multi-statement request; (2) the multi-row INSERT and
-// COMMIT. A third, rare one looks up earlier copies of repeated client_msg_ids.
-//
-// Values are written into the SQL text rather than bound: integers formatted by Rust, ids
-// and strings as hexadecimal literals, so no input can change the statement, and there is
-// no prepared statement per batch size for the server to parse and cache.
+//! The batching writer's transaction.
+//!
+//! One batch is one transaction in two round trips: (1) BEGIN, the undelivered marks, and the
+//! block and membership lookups, as one multi-statement request; (2) the multi-row INSERT and
+//! COMMIT. A third, rare one looks up earlier copies of repeated client_msg_ids. Values are
+//! written into the SQL text (see literals.rs).
+
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use uuid::Uuid;
+
+use super::dialect::Value;
+use super::literals::{push_id, push_opt_int, push_opt_text, push_undelivered};
+use super::rows::{CHUNK, pair};
+use super::{Dialect, SqlStore};
+use crate::ids::UserId;
+use crate::message::{Message, Target};
+use crate::store::{InsertOutcome, StoreError};
 
 /// Largest SQL text of one request, well under MySQL's default `max_allowed_packet` (16 MiB).
 const MAX_REQUEST_BYTES: usize = 4 << 20;
 
-/// Appends `UPDATE … SET delivered = 0` statements for `ids` (nothing when empty).
-fn push_undelivered(sql: &mut String, ids: &[Uuid]) {
-    for chunk in ids.chunks(CHUNK) {
-        sql.push_str("UPDATE messages SET delivered = 0 WHERE id IN (");
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
+/// What round trip 1 found: (blocker, blocked) pairs and (group, member) pairs.
+#[derive(Default)]
+struct Refusals {
+    blocked: HashSet<(UserId, UserId)>,
+    members: HashSet<(String, UserId)>,
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    usize: ColumnIndex<D::Row>,
+    i64: Value<D>,
+    String: Value<D>,
+    Uuid: Value<D>,
+    for<'a> &'a str: Encode<'a, D> + Type<D>,
+{
+    /// One attempt of `insert_messages`, on the writer's own connection.
+    pub(super) async fn insert_batch(
+        &self,
+        batch: &[Message],
+        undelivered: &[Uuid],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut held = self.writer.lock().await;
+        let conn = match held.as_mut() {
+            Some(conn) => conn,
+            None => held.insert(self.pool.acquire().await?),
+        };
+        match Self::write_batch(conn, batch, undelivered).await {
+            Ok(outcomes) => Ok(outcomes),
+            Err(e) => {
+                // The transaction was opened by hand: end it before the connection goes
+                // back to the pool, or drop the connection if even that fails.
+                if let Some(mut conn) = held.take()
+                    && sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err()
+                {
+                    let _ = conn.close().await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The transaction: open and look up, decide, insert and commit, name duplicates.
+    async fn write_batch(
+        conn: &mut D::Connection,
+        batch: &[Message],
+        undelivered: &[Uuid],
+    ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
+        let refusals = Self::open_and_look_up(conn, batch, undelivered).await?;
+        let (mut outcomes, accepted) = decide(batch, &refusals);
+        let inserted = Self::insert_and_commit(conn, &accepted).await?;
+        // A repeated (sender, client_msg_id) names the first message, whatever else would
+        // refuse it now: rows ignored by the insert (only a repeat can cause that), and
+        // refused messages that were stored before the block or the removal.
+        let ignored = inserted < accepted.len() as u64;
+        Self::name_duplicates(conn, batch, &mut outcomes, ignored).await?;
+        Ok(outcomes)
+    }
+
+    /// Round trip 1: open, mark undelivered, look up blocks and memberships.
+    async fn open_and_look_up(
+        conn: &mut D::Connection,
+        batch: &[Message],
+        undelivered: &[Uuid],
+    ) -> Result<Refusals, sqlx::Error> {
+        let mut sql = String::with_capacity(256 + undelivered.len() * 40 + batch.len() * 24);
+        sql.push_str(D::BEGIN_WRITE);
+        sql.push(';');
+        push_undelivered(&mut sql, undelivered);
+        push_lookups::<D>(&mut sql, batch);
+        let mut found = Refusals::default();
+        for row in sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let tag: String = row.try_get(0)?;
+            if tag == "b" {
+                found.blocked.insert((row.try_get(1)?, row.try_get(2)?));
+            } else {
+                found.members.insert((row.try_get(1)?, row.try_get(2)?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Round trip 2 (more only for very large batches): insert, commit. Rows inserted.
+    async fn insert_and_commit(
+        conn: &mut D::Connection,
+        accepted: &[&Message],
+    ) -> Result<u64, sqlx::Error> {
+        let mut inserted = 0;
+        let mut sql = String::new();
+        let mut rows_in_statement = 0;
+        for m in accepted {
+            if rows_in_statement == 0 {
+                sql.push_str(D::INSERT_IGNORE);
+                sql.push_str(
+                    " INTO messages (id, sender_id, recipient_id, group_id, peer_lo, peer_hi, content, client_msg_id, ts, delivered) VALUES ",
+                );
+            } else {
                 sql.push(',');
             }
-            push_id(sql, id);
+            push_row::<D>(&mut sql, m);
+            rows_in_statement += 1;
+            if rows_in_statement == CHUNK {
+                sql.push(';');
+                rows_in_statement = 0;
+            }
+            if sql.len() >= MAX_REQUEST_BYTES {
+                if rows_in_statement > 0 {
+                    sql.push(';');
+                    rows_in_statement = 0;
+                }
+                let request = std::mem::take(&mut sql);
+                inserted += Self::run(conn, request).await?;
+            }
         }
-        sql.push_str(");");
-    }
-}
-
-fn push_id(sql: &mut String, id: &Uuid) {
-    let _ = write!(sql, "X'{}'", id.simple());
-}
-
-fn push_hex(sql: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    sql.reserve(bytes.len() * 2 + 3);
-    sql.push_str("X'");
-    for b in bytes {
-        sql.push(HEX[usize::from(b >> 4)] as char);
-        sql.push(HEX[usize::from(b & 15)] as char);
-    }
-    sql.push('\'');
-}
-
-fn push_opt_int(sql: &mut String, value: Option<i64>) {
-    match value {
-        Some(v) => {
-            let _ = write!(sql, "{v}");
+        if rows_in_statement > 0 {
+            sql.push(';');
         }
-        None => sql.push_str("NULL"),
+        if D::COMMIT_WITH_INSERT {
+            sql.push_str("COMMIT;");
+        }
+        if !sql.is_empty() {
+            inserted += Self::run(conn, sql).await?;
+        }
+        if !D::COMMIT_WITH_INSERT {
+            sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+        }
+        Ok(inserted)
+    }
+
+    /// Runs one multi-statement request; the rows it changed.
+    async fn run(conn: &mut D::Connection, sql: String) -> Result<u64, sqlx::Error> {
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await?;
+        Ok(D::rows_affected(&result))
+    }
+
+    /// Round trip 3 (rare): turns the outcomes of repeated client_msg_ids into `Duplicate`
+    /// naming the first copy. Looks at every message when the insert ignored rows, else only
+    /// at the refused ones.
+    async fn name_duplicates(
+        conn: &mut D::Connection,
+        batch: &[Message],
+        outcomes: &mut [InsertOutcome],
+        ignored: bool,
+    ) -> Result<(), sqlx::Error> {
+        let keys: Vec<(UserId, &str)> = batch
+            .iter()
+            .zip(outcomes.iter())
+            .filter(|(_, o)| ignored || **o != InsertOutcome::Stored)
+            .filter_map(|(m, _)| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let first = Self::first_by_client_id(&mut *conn, &keys).await?;
+        for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+            let Some(client_id) = &m.client_msg_id else {
+                continue;
+            };
+            if let Some((id, ts, delivered)) = first.get(&(m.sender_id, client_id.clone()))
+                && *id != m.id
+            {
+                *outcome = InsertOutcome::Duplicate {
+                    id: *id,
+                    ts: *ts,
+                    delivered: *delivered,
+                };
+            }
+        }
+        Ok(())
     }
 }
 
-fn push_opt_text(sql: &mut String, value: Option<&str>) {
-    match value {
-        Some(v) => text_literal(sql, v),
-        None => sql.push_str("NULL"),
+/// Each message's outcome before inserting (blocked, not a member, or to be stored), and the
+/// messages to store.
+fn decide<'m>(batch: &'m [Message], found: &Refusals) -> (Vec<InsertOutcome>, Vec<&'m Message>) {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut accepted = Vec::with_capacity(batch.len());
+    for m in batch {
+        let outcome = match &m.target {
+            Target::User(r) if found.blocked.contains(&(*r, m.sender_id)) => InsertOutcome::Blocked,
+            Target::Group(g) if !found.members.contains(&(g.to_string(), m.sender_id)) => {
+                InsertOutcome::NotMember
+            }
+            _ => {
+                accepted.push(m);
+                InsertOutcome::Stored
+            }
+        };
+        outcomes.push(outcome);
     }
+    (outcomes, accepted)
 }
 
 /// One message as a row of the INSERT.
-fn push_row(sql: &mut String, m: &Message) {
+fn push_row<D: Dialect>(sql: &mut String, m: &Message) {
     let (recipient, group, lo, hi) = match &m.target {
         Target::User(r) => {
             let (lo, hi) = pair(m.sender_id, *r);
@@ -71,22 +234,22 @@ fn push_row(sql: &mut String, m: &Message) {
     let _ = write!(sql, ",{},", m.sender_id);
     push_opt_int(sql, recipient);
     sql.push(',');
-    push_opt_text(sql, group);
+    push_opt_text::<D>(sql, group);
     sql.push(',');
     push_opt_int(sql, lo);
     sql.push(',');
     push_opt_int(sql, hi);
     sql.push(',');
-    text_literal(sql, &m.content);
+    D::text_literal(sql, &m.content);
     sql.push(',');
-    push_opt_text(sql, m.client_msg_id.as_deref());
+    push_opt_text::<D>(sql, m.client_msg_id.as_deref());
     // Stored as delivered (most are); `mark_undelivered` corrects the others.
     let _ = write!(sql, ",{},1)", m.ts);
 }
 
 /// The lookups of round trip 1: blocks of the private messages' recipients (rows tagged
 /// `b`) and memberships of the group messages' senders (rows tagged `m`).
-fn push_lookups(sql: &mut String, batch: &[Message]) {
+fn push_lookups<D: Dialect>(sql: &mut String, batch: &[Message]) {
     let mut blockers: Vec<UserId> = batch
         .iter()
         .filter_map(|m| match m.target {
@@ -123,149 +286,9 @@ fn push_lookups(sql: &mut String, batch: &[Message]) {
                 sql.push_str(" OR ");
             }
             sql.push_str("(group_id = ");
-            text_literal(sql, group);
+            D::text_literal(sql, group);
             let _ = write!(sql, " AND user_id = {user})");
         }
         sql.push(';');
-    }
-}
-
-impl SqlStore {
-    /// One attempt of `insert_messages`.
-    async fn insert_batch(
-        &self,
-        batch: &[Message],
-        undelivered: &[Uuid],
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
-        let mut held = self.writer.lock().await;
-        let conn = match held.as_mut() {
-            Some(conn) => conn,
-            None => held.insert(self.pool.acquire().await?),
-        };
-        match Self::write_batch(conn, batch, undelivered).await {
-            Ok(outcomes) => Ok(outcomes),
-            Err(e) => {
-                // The transaction was opened by hand: end it before the connection goes
-                // back to the pool, or drop the connection if even that fails.
-                if let Some(mut conn) = held.take()
-                    && sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err()
-                {
-                    let _ = conn.close().await;
-                }
-                Err(e.into())
-            }
-        }
-    }
-
-    async fn write_batch(
-        conn: &mut <Db as sqlx::Database>::Connection,
-        batch: &[Message],
-        undelivered: &[Uuid],
-    ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
-        // Round trip 1: open, mark, look up.
-        let mut sql = String::with_capacity(256 + undelivered.len() * 40 + batch.len() * 24);
-        sql.push_str(BEGIN_WRITE);
-        sql.push(';');
-        push_undelivered(&mut sql, undelivered);
-        push_lookups(&mut sql, batch);
-        let mut blocked: HashSet<(UserId, UserId)> = HashSet::new();
-        let mut members: HashSet<(String, UserId)> = HashSet::new();
-        for row in sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await? {
-            let tag: String = row.try_get(0)?;
-            if tag == "b" {
-                blocked.insert((row.try_get(1)?, row.try_get(2)?));
-            } else {
-                members.insert((row.try_get(1)?, row.try_get(2)?));
-            }
-        }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut accepted = Vec::with_capacity(batch.len());
-        for m in batch {
-            let outcome = match &m.target {
-                Target::User(r) if blocked.contains(&(*r, m.sender_id)) => InsertOutcome::Blocked,
-                Target::Group(g) if !members.contains(&(g.to_string(), m.sender_id)) => {
-                    InsertOutcome::NotMember
-                }
-                _ => {
-                    accepted.push(m);
-                    InsertOutcome::Stored
-                }
-            };
-            outcomes.push(outcome);
-        }
-
-        // Round trip 2 (more only for very large batches): insert, commit.
-        let mut inserted = 0;
-        let mut sql = String::new();
-        let mut rows_in_statement = 0;
-        for m in &accepted {
-            if rows_in_statement == 0 {
-                sql.push_str(INSERT_IGNORE);
-                sql.push_str(
-                    " INTO messages (id, sender_id, recipient_id, group_id, peer_lo, peer_hi, content, client_msg_id, ts, delivered) VALUES ",
-                );
-            } else {
-                sql.push(',');
-            }
-            push_row(&mut sql, m);
-            rows_in_statement += 1;
-            if rows_in_statement == CHUNK {
-                sql.push(';');
-                rows_in_statement = 0;
-            }
-            if sql.len() >= MAX_REQUEST_BYTES {
-                if rows_in_statement > 0 {
-                    sql.push(';');
-                    rows_in_statement = 0;
-                }
-                let request = std::mem::take(&mut sql);
-                inserted += sqlx::raw_sql(sqlx::AssertSqlSafe(request))
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-            }
-        }
-        if rows_in_statement > 0 {
-            sql.push(';');
-        }
-        if COMMIT_WITH_INSERT {
-            sql.push_str("COMMIT;");
-        }
-        if !sql.is_empty() {
-            inserted += sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-        }
-        if !COMMIT_WITH_INSERT {
-            sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
-        }
-
-        // A repeated (sender, client_msg_id) names the first message, whatever else would
-        // refuse it now: rows ignored by the insert (only a repeat can cause that), and
-        // refused messages that were stored before the block or the removal.
-        let ignored = inserted < accepted.len() as u64;
-        let keys: Vec<(UserId, &str)> = batch
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| ignored || **o != InsertOutcome::Stored)
-            .filter_map(|(m, _)| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
-            .collect();
-        if !keys.is_empty() {
-            let first = Self::first_by_client_id(&mut *conn, &keys).await?;
-            for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-                let Some(client_id) = &m.client_msg_id else { continue };
-                if let Some((id, ts, delivered)) = first.get(&(m.sender_id, client_id.clone()))
-                    && *id != m.id
-                {
-                    *outcome = InsertOutcome::Duplicate {
-                        id: *id,
-                        ts: *ts,
-                        delivered: *delivered,
-                    };
-                }
-            }
-        }
-        Ok(outcomes)
     }
 }

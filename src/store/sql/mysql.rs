@@ -1,67 +1,73 @@
-//! `MySqlStore`: MySQL or MariaDB through a connection pool; migrations in migrations/mysql.
+//! The MySQL/MariaDB dialect (`MySqlStore`): a connection pool; migrations in
+//! migrations/mysql.
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::MySql;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlQueryResult};
 use std::str::FromStr;
 
+use super::literals::push_hex;
+use super::{Dialect, SqlStore};
 use crate::settings::StorageSettings;
-
-type Db = sqlx::MySql;
-const INSERT_IGNORE: &str = "INSERT IGNORE";
-const BEGIN_WRITE: &str = "BEGIN";
-/// COMMIT rides in the INSERT's request (it reports 0 rows, so the count stays right).
-const COMMIT_WITH_INSERT: bool = true;
-const INSERT_GROUP: &str = "INSERT IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
-const INSERT_FOLLOW: &str =
-    "INSERT IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
-const INSERT_BLOCK: &str =
-    "INSERT IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
+use crate::store::StoreError;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
-include!("queries.rs");
-include!("batch.rs");
+impl Dialect for MySql {
+    const INSERT_IGNORE: &'static str = "INSERT IGNORE";
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    /// COMMIT rides in the INSERT's request (it reports 0 rows, so the count stays right).
+    const COMMIT_WITH_INSERT: bool = true;
+    const INSERT_GROUP: &'static str = "INSERT IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+    const INSERT_FOLLOW: &'static str =
+        "INSERT IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
+    const INSERT_BLOCK: &'static str =
+        "INSERT IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
 
-/// A UTF-8 string literal: hexadecimal with a character set introducer, so it compares
-/// and stores as text (with the column's collation) whatever bytes it holds.
-fn text_literal(sql: &mut String, s: &str) {
-    sql.push_str("_utf8mb4 ");
-    push_hex(sql, s.as_bytes());
+    /// Hexadecimal with a character set introducer, so it compares and stores as text (with
+    /// the column's collation) whatever bytes it holds.
+    fn text_literal(sql: &mut String, s: &str) {
+        sql.push_str("_utf8mb4 ");
+        push_hex(sql, s.as_bytes());
+    }
+
+    fn rows_affected(result: &MySqlQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn connect(settings: &StorageSettings) -> Result<SqlStore<MySql>, StoreError> {
+        open(settings).await
+    }
 }
 
-impl SqlStore {
-    /// Connects to `settings.url` (`mysql://…`), migrating first if `settings.migrate`.
-    pub async fn connect(settings: &StorageSettings) -> Result<SqlStore, StoreError> {
-        let url = settings.url.expose().replacen("mariadb://", "mysql://", 1);
-        let options = MySqlConnectOptions::from_str(&url)?
-            .charset("utf8mb4")
-            .collation("utf8mb4_unicode_ci")
-            .timezone(Some(String::from("+00:00")));
-        let pool = MySqlPoolOptions::new()
-            // READ COMMITTED: no gap locks, so concurrent read receipts and syncs of
-            // different users do not deadlock on the unread index (REPEATABLE READ does).
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
-                })
+/// Connects to `settings.url` (`mysql://…`), migrating first if `settings.migrate`.
+async fn open(settings: &StorageSettings) -> Result<SqlStore<MySql>, StoreError> {
+    let url = settings.url.expose().replacen("mariadb://", "mysql://", 1);
+    let options = MySqlConnectOptions::from_str(&url)?
+        .charset("utf8mb4")
+        .collation("utf8mb4_unicode_ci")
+        .timezone(Some(String::from("+00:00")));
+    let pool = MySqlPoolOptions::new()
+        // READ COMMITTED: no gap locks, so concurrent read receipts and syncs of
+        // different users do not deadlock on the unread index (REPEATABLE READ does).
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
             })
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            // A slow acquire is load, not news: counted as 5000s when it times out, not
-            // logged per request.
-            .acquire_slow_threshold(settings.acquire_timeout)
-            .connect_with(options)
-            .await?;
-        if settings.migrate {
-            migrate(&pool).await?;
-        }
-        Ok(SqlStore {
-            pool,
-            writer: Default::default(),
         })
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        // A slow acquire is load, not news: counted as 5000s when it times out, not
+        // logged per request.
+        .acquire_slow_threshold(settings.acquire_timeout)
+        .connect_with(options)
+        .await?;
+    if settings.migrate {
+        migrate(&pool).await?;
     }
+    Ok(SqlStore::new(pool))
 }
 
 /// Applies pending migrations under a named lock, so nodes starting together take turns.

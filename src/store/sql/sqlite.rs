@@ -1,27 +1,18 @@
-//! `SqliteStore`: the embedded default, one local file in WAL mode; migrations in
-//! migrations/sqlite.
+//! The SQLite dialect (`SqliteStore`): the embedded default, one local file in WAL mode;
+//! migrations in migrations/sqlite.
 
-use sqlx::Connection as _;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
+use sqlx::{Connection as _, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::literals::push_hex;
+use super::{Dialect, SqlStore};
 use crate::settings::StorageSettings;
-
-type Db = sqlx::Sqlite;
-const INSERT_IGNORE: &str = "INSERT OR IGNORE";
-/// Take the write lock at the start, so a transaction that reads then writes cannot fail
-/// with SQLITE_BUSY halfway.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-/// SQLite reports the previous statement's changes again for COMMIT: commit on its own.
-const COMMIT_WITH_INSERT: bool = false;
-const INSERT_GROUP: &str = "INSERT OR IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
-const INSERT_FOLLOW: &str =
-    "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
-const INSERT_BLOCK: &str =
-    "INSERT OR IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
+use crate::store::StoreError;
 
 /// Page cache per connection, in KiB (`PRAGMA cache_size` takes a negative count of KiB).
 /// Larger is slower here: every commit walks the whole hash table of the committing
@@ -42,71 +33,84 @@ const WAL_LIMIT_BYTES: u64 = 512 << 20;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-include!("queries.rs");
-include!("batch.rs");
+impl Dialect for Sqlite {
+    const INSERT_IGNORE: &'static str = "INSERT OR IGNORE";
+    /// Take the write lock at the start, so a transaction that reads then writes cannot fail
+    /// with SQLITE_BUSY halfway.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    /// SQLite reports the previous statement's changes again for COMMIT: commit on its own.
+    const COMMIT_WITH_INSERT: bool = false;
+    const INSERT_GROUP: &'static str = "INSERT OR IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+    const INSERT_FOLLOW: &'static str =
+        "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
+    const INSERT_BLOCK: &'static str =
+        "INSERT OR IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
 
-/// A UTF-8 string literal: a hexadecimal blob cast to text, whatever bytes it holds.
-fn text_literal(sql: &mut String, s: &str) {
-    sql.push_str("CAST(");
-    push_hex(sql, s.as_bytes());
-    sql.push_str(" AS TEXT)");
+    /// A hexadecimal blob cast to text, whatever bytes it holds.
+    fn text_literal(sql: &mut String, s: &str) {
+        sql.push_str("CAST(");
+        push_hex(sql, s.as_bytes());
+        sql.push_str(" AS TEXT)");
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn connect(settings: &StorageSettings) -> Result<SqlStore<Sqlite>, StoreError> {
+        open(settings).await
+    }
 }
 
-impl SqlStore {
-    /// Opens (creating if missing) the file of `settings.url` (`sqlite:PATH`), migrating
-    /// first if `settings.migrate`.
-    pub async fn connect(settings: &StorageSettings) -> Result<SqlStore, StoreError> {
-        let url = settings.url.expose();
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:");
-        let path = path.split('?').next().unwrap_or(path);
-        if let Some(dir) = std::path::Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
-        }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL with NORMAL is durable against process crashes; a power loss may drop the
-            // last transactions. The embedded default is for trying the gateway out.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(false)
-            // Memory is taken as pages are used, up to this much per connection. (Reads go
-            // through the OS page cache: a memory map of the file cost more, in page faults,
-            // than the copies it saves.)
-            .pragma("cache_size", CACHE_KIB.to_string())
-            // After a checkpoint resets the log, it is cut back to this size.
-            .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
-            // Checkpoints run on a connection of their own (`checkpoints`), so that the
-            // writer's commits never wait for their writes and fsyncs; a committing
-            // connection checkpoints itself only when the log grows past this many pages.
-            .pragma("wal_autocheckpoint", BACKSTOP_PAGES.to_string());
-        let checkpointer = SqliteConnection::connect_with(&options).await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections.clamp(1, 8))
-            .acquire_timeout(settings.acquire_timeout)
-            // A slow acquire is load, not news: counted as 5000s when it times out, not
-            // logged per request.
-            .acquire_slow_threshold(settings.acquire_timeout)
-            .connect_with(options)
-            .await?;
-        if settings.migrate {
-            MIGRATOR.run(&pool).await?;
-        }
-        let store = SqlStore {
-            pool,
-            writer: Default::default(),
-        };
-        tokio::spawn(checkpoints(
-            checkpointer,
-            std::sync::Arc::downgrade(&store.writer),
-        ));
-        Ok(store)
+/// Opens (creating if missing) the file of `settings.url` (`sqlite:PATH`), migrating first
+/// if `settings.migrate`, and starts the checkpoint task.
+async fn open(settings: &StorageSettings) -> Result<SqlStore<Sqlite>, StoreError> {
+    let url = settings.url.expose();
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
     }
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL with NORMAL is durable against process crashes; a power loss may drop the
+        // last transactions. The embedded default is for trying the gateway out.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(false)
+        // Memory is taken as pages are used, up to this much per connection. (Reads go
+        // through the OS page cache: a memory map of the file cost more, in page faults,
+        // than the copies it saves.)
+        .pragma("cache_size", CACHE_KIB.to_string())
+        // After a checkpoint resets the log, it is cut back to this size.
+        .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
+        // Checkpoints run on a connection of their own (`checkpoints`), so that the
+        // writer's commits never wait for their writes and fsyncs; a committing
+        // connection checkpoints itself only when the log grows past this many pages.
+        .pragma("wal_autocheckpoint", BACKSTOP_PAGES.to_string());
+    let checkpointer = SqliteConnection::connect_with(&options).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(settings.max_connections.clamp(1, 8))
+        .acquire_timeout(settings.acquire_timeout)
+        // A slow acquire is load, not news: counted as 5000s when it times out, not
+        // logged per request.
+        .acquire_slow_threshold(settings.acquire_timeout)
+        .connect_with(options)
+        .await?;
+    if settings.migrate {
+        MIGRATOR.run(&pool).await?;
+    }
+    let store = SqlStore::new(pool);
+    tokio::spawn(checkpoints(
+        checkpointer,
+        std::sync::Arc::downgrade(&store.writer),
+    ));
+    Ok(store)
 }
 
 /// Copies the write-ahead log into the database file every `CHECKPOINT_EVERY` while the
