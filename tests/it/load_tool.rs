@@ -1,17 +1,44 @@
 //! The load tool against a real gateway: a tiny `private` run of the real `chat-load`
 //! binary must pass, with messages delivered and none lost.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::app::SECRET;
 use crate::support::{Backend, TestApp};
+
+/// Names the `chat-load` binary to run instead of the one built next to this test.
+const BIN_VAR: &str = "CHAT_LOAD_BIN";
+
+/// The built `chat-load` binary. It belongs to another package of the workspace (the member
+/// crate crates/chat-load), so cargo does not hand its path to these tests as it does
+/// for the gateway's own binaries: it is looked for where cargo puts it for the profile this
+/// test was built with, next to the `deps` directory that holds this test executable.
+fn chat_load_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os(BIN_VAR) {
+        return PathBuf::from(path);
+    }
+    let test = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = test
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join(format!("chat-load{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first with `cargo build -p chat-load` (with the same \
+         profile as these tests; ./scripts/test does), or name a binary in {BIN_VAR}",
+        bin.display()
+    );
+    bin
+}
 
 /// Runs the real `chat-load` binary against `app`: a tiny `private` run, with the gateway's
 /// secret or without one; its exit status must be success. The JSON report and stdout.
 async fn private_run(app: &TestApp, secret: Option<&str>) -> (serde_json::Value, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("report.json");
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-load"));
+    let mut command = tokio::process::Command::new(chat_load_bin());
     command
         .arg("--url")
         .arg(app.ws_url())

@@ -8,8 +8,8 @@ use super::{cpu_watch, create_group, fit, send_phase};
 use crate::cli::GroupArgs;
 use crate::context::Ctx;
 use crate::fleet::Fleet;
-use crate::frame::Destination;
 use crate::ledger::{Conversation, Ledger};
+use crate::protocol::Destination;
 use crate::report::Outcome;
 
 /// Runs the scenario.

@@ -2,6 +2,7 @@
 //! the client frames it sends, and the `client_msg_id` that carries a message's identity
 //! and send time through the gateway.
 
+use chat_gateway::protocol::client::UNREAD_LIMIT;
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -35,7 +36,9 @@ impl<'a> Incoming<'a> {
 }
 
 /// Client frame type 2: the next page of unread messages, as large as the server allows.
-pub const SYNC: &str = r#"{"type":2,"limit":500}"#;
+pub fn sync() -> String {
+    format!(r#"{{"type":2,"limit":{}}}"#, UNREAD_LIMIT.1)
+}
 
 /// Client frame type 5: `id` and everything older in its conversation become read.
 pub fn read_receipt(id: &str) -> String {
@@ -114,6 +117,7 @@ pub fn run_tag() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_gateway::protocol::client::MAX_CLIENT_MSG_ID;
 
     #[test]
     fn frames_round_trip_their_key() {
@@ -123,7 +127,7 @@ mod tests {
         assert_eq!(v["type"], 1);
         assert_eq!(v["recipient_id"], 7);
         let cid = v["client_msg_id"].as_str().unwrap();
-        assert!(cid.len() <= 64);
+        assert!(cid.chars().count() <= MAX_CLIENT_MSG_ID);
         let key = MsgKey::decode(cid, "tag1").unwrap();
         assert_eq!(
             key,
@@ -153,5 +157,12 @@ mod tests {
         assert_eq!(f.source.as_deref(), Some("live"));
         assert_eq!(f.client_msg_id.as_deref(), Some("t:1:2:3"));
         assert!(Incoming::parse("nope").is_none());
+    }
+
+    #[test]
+    fn syncs_ask_for_the_largest_page() {
+        let v: serde_json::Value = serde_json::from_str(&sync()).unwrap();
+        assert_eq!(v["type"], 2);
+        assert_eq!(v["limit"], 500);
     }
 }

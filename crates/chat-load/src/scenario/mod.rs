@@ -14,10 +14,10 @@ use crate::cli::{PairSetup, Scenario};
 use crate::context::Ctx;
 use crate::fdlimit::FdLimit;
 use crate::fleet::Fleet;
-use crate::frame::setup_frame;
 use crate::http::Http;
 use crate::pacer::Pacer;
 use crate::procs::{CpuWatch, rss_kib, watched};
+use crate::protocol::setup_frame;
 use crate::report::{Outcome, ServerMemory};
 
 /// How long the setup phase waits for its messages to be acknowledged.

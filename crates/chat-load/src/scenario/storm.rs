@@ -13,8 +13,8 @@ use crate::backoff::{Backoff, jitter};
 use crate::cli::StormArgs;
 use crate::context::Ctx;
 use crate::fleet::Fleet;
-use crate::frame::Destination;
 use crate::ledger::{Conversation, Ledger};
+use crate::protocol::Destination;
 use crate::report::{Outcome, Percentiles, Storm};
 use crate::stats::Recorder;
 

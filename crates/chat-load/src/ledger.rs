@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::frame::{Destination, frame_head};
+use crate::protocol::{Destination, frame_head};
 use crate::stats::lock;
 
 /// A growable set of small integers.
@@ -73,7 +73,7 @@ pub struct Stream {
     pub recipients: Arc<[u32]>,
     /// The conversation the recipients see it in.
     pub conversation: Conversation,
-    /// The frame's constant head (`frame::frame_head`).
+    /// The frame's constant head (`protocol::frame_head`).
     pub head: String,
     state: Mutex<StreamState>,
 }

@@ -1,14 +1,5 @@
-//! WebSocket framing (RFC 6455), server side: client frames in, server frames out.
-//!
-//! The gateway frames its own sockets instead of going through a general WebSocket library,
-//! for two reasons. Out: a delivery is written straight to an idle socket by whoever
-//! delivers it (outbox.rs), with a header built on the stack in front of payload bytes that
-//! every recipient shares, so a fan-out to 10,000 sockets wakes no task and copies nothing.
-//! In: an idle connection waits for its socket to become readable holding no read buffer,
-//! and a frame over the size limit is refused from its header, its payload discarded as it
-//! arrives rather than buffered.
-//!
-//! No extension is negotiated, so every reserved bit must be zero.
+//! The server's reader of client frames: incremental, reassembling fragments, holding no
+//! buffer while its connection is idle, and refusing an oversized message from its header.
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::io::{self, Read};
@@ -16,103 +7,8 @@ use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
-/// Frame opcodes.
-pub mod opcode {
-    /// Continues a fragmented message.
-    pub const CONTINUATION: u8 = 0x0;
-    /// A text message (UTF-8).
-    pub const TEXT: u8 = 0x1;
-    /// A binary message.
-    pub const BINARY: u8 = 0x2;
-    /// Close.
-    pub const CLOSE: u8 = 0x8;
-    /// Ping.
-    pub const PING: u8 = 0x9;
-    /// Pong.
-    pub const PONG: u8 = 0xA;
-}
-
-/// The longest header the server writes (no mask: 2 + 8 bytes).
-pub const MAX_HEADER: usize = 10;
-
-/// The header of a final, unmasked (server) frame of `opcode` carrying `len` bytes: the
-/// buffer and how many of its bytes are the header.
-pub fn header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
-    let mut head = [0u8; MAX_HEADER];
-    head[0] = 0x80 | opcode;
-    let used = if len < 126 {
-        head[1] = len as u8;
-        2
-    } else if len <= u16::MAX as usize {
-        head[1] = 126;
-        head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        4
-    } else {
-        head[1] = 127;
-        head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        10
-    };
-    (head, used)
-}
-
-/// The fixed part of a frame's header, as both ends read it (the load tool too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
-    /// The last frame of its message.
-    pub fin: bool,
-    pub opcode: u8,
-    /// A masking key follows the length (client frames).
-    pub masked: bool,
-    /// The payload's length.
-    pub len: u64,
-    /// Bytes of header before the masking key: 2, 4 or 10.
-    pub size: usize,
-}
-
-/// Reads the header at the start of `b`; `None` until its length bytes have arrived.
-/// Refuses reserved bits (no extension is negotiated) and a 64-bit length with its top bit
-/// set, naming the rule.
-pub fn parse_head(b: &[u8]) -> Result<Option<Head>, &'static str> {
-    if b.len() < 2 {
-        return Ok(None);
-    }
-    if b[0] & 0x70 != 0 {
-        return Err("reserved bits set, but no extension was negotiated");
-    }
-    let (len, size) = match b[1] & 0x7F {
-        126 if b.len() < 4 => return Ok(None),
-        126 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
-        127 if b.len() < 10 => return Ok(None),
-        127 => {
-            let len = u64::from_be_bytes(b[2..10].try_into().expect("8 bytes"));
-            if len >> 63 != 0 {
-                return Err("frame length has its top bit set");
-            }
-            (len, 10)
-        }
-        short => (u64::from(short), 2),
-    };
-    Ok(Some(Head {
-        fin: b[0] & 0x80 != 0,
-        opcode: b[0] & 0x0F,
-        masked: b[1] & 0x80 != 0,
-        len,
-        size,
-    }))
-}
-
-/// The payload of a close frame: the code, then the reason (cut to fit the 125-byte limit
-/// of a control frame, on a character boundary).
-pub fn close_payload(code: u16, reason: &str) -> Bytes {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut payload = Vec::with_capacity(2 + end);
-    payload.extend_from_slice(&code.to_be_bytes());
-    payload.extend_from_slice(&reason.as_bytes()[..end]);
-    payload.into()
-}
+use super::format::{apply_mask, opcode, parse_head};
+use super::rules::{FrameError, check, close_code};
 
 /// A complete message or control frame from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -127,17 +23,6 @@ pub enum Incoming {
     Pong,
     /// The client's close frame.
     Close,
-}
-
-/// A client frame the server cannot accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameError {
-    /// Breaks RFC 6455; the text names the rule (close 1002).
-    Protocol(&'static str),
-    /// A message over the size limit (close 1009).
-    TooBig,
-    /// A text message that is not UTF-8 (close 1007).
-    BadUtf8,
 }
 
 /// Why reading stopped.
@@ -251,35 +136,17 @@ impl FrameReader {
             }
             let mask: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
             at += 4;
-            match op {
-                opcode::CLOSE | opcode::PING | opcode::PONG => {
-                    if !fin || len > 125 {
-                        return Err(FrameError::Protocol(
-                            "control frames must be whole and at most 125 bytes",
-                        ));
-                    }
+            let so_far = self.partial.as_ref().map(|(_, p)| p.len() as u64);
+            match check(&head, so_far, self.max_message) {
+                Ok(()) => {}
+                Err(FrameError::TooBig) => {
+                    // Refused from its header: skip its payload as it arrives.
+                    self.buf.advance(at);
+                    self.discard = len;
+                    self.partial = None;
+                    return Err(FrameError::TooBig);
                 }
-                opcode::CONTINUATION if self.partial.is_none() => {
-                    return Err(FrameError::Protocol(
-                        "continuation frame without a message to continue",
-                    ));
-                }
-                opcode::TEXT | opcode::BINARY if self.partial.is_some() => {
-                    return Err(FrameError::Protocol(
-                        "new message before the last fragment of the previous one",
-                    ));
-                }
-                opcode::CONTINUATION | opcode::TEXT | opcode::BINARY => {
-                    let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len()) as u64;
-                    if so_far + len > self.max_message as u64 {
-                        // Refused from its header: skip its payload as it arrives.
-                        self.buf.advance(at);
-                        self.discard = len;
-                        self.partial = None;
-                        return Err(FrameError::TooBig);
-                    }
-                }
-                _ => return Err(FrameError::Protocol("unknown opcode")),
+                Err(refused) => return Err(refused),
             }
             let total = at + len as usize;
             if self.buf.len() < total {
@@ -293,11 +160,7 @@ impl FrameReader {
                 opcode::PING => return Ok(Some(Incoming::Ping(payload.freeze()))),
                 opcode::PONG => return Ok(Some(Incoming::Pong)),
                 opcode::CLOSE => {
-                    if payload.len() == 1 {
-                        return Err(FrameError::Protocol(
-                            "a close frame's payload is empty or starts with a 2-byte code",
-                        ));
-                    }
+                    close_code(&payload)?;
                     return Ok(Some(Incoming::Close));
                 }
                 _ => {}
@@ -330,97 +193,62 @@ impl FrameReader {
     }
 }
 
-/// Reads what the socket holds now (at most `chunk` bytes) onto the end of `buf`. A read
-/// that leaves room means the socket is drained: its readiness is cleared at once (as
-/// tokio's own `poll_read` does) rather than by one more read that would find nothing, which
-/// saves a system call per frame on a connection that sends one frame at a time.
+/// Reads what the socket holds now (at most `chunk` bytes) onto the end of `buf`.
 fn read_now(socket: &TcpStream, buf: &mut BytesMut, chunk: usize) -> io::Result<usize> {
     let start = buf.len();
     buf.resize(start + chunk, 0);
+    match read_ready(socket, &mut buf[start..]) {
+        Ok(read) => {
+            buf.truncate(start + read);
+            Ok(read)
+        }
+        Err(e) => {
+            buf.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// One read of what a ready socket holds now into `into`: the bytes read (0 at EOF). A read
+/// that leaves room means the socket is drained: its readiness is cleared at once (as
+/// tokio's own `poll_read` does) rather than by one more read that would find nothing, which
+/// saves a system call per frame on a connection that sends one frame at a time. The load
+/// tool reads its sockets with it too.
+#[inline]
+pub fn read_ready(socket: &TcpStream, into: &mut [u8]) -> io::Result<usize> {
+    let room = into.len();
     let mut got = 0;
     let result = socket.try_io(Interest::READABLE, || {
-        let n = (&*socket2::SockRef::from(socket)).read(&mut buf[start..])?;
+        let n = (&*socket2::SockRef::from(socket)).read(into)?;
         got = n;
-        if 0 < n && n < chunk {
+        if 0 < n && n < room {
             // Clears the readiness (unless a newer event arrived meanwhile).
             Err(io::ErrorKind::WouldBlock.into())
         } else {
             Ok(n)
         }
     });
-    let read = match result {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => got,
-        Err(e) => {
-            buf.truncate(start);
-            return Err(e);
-        }
-    };
-    buf.truncate(start + read);
-    Ok(read)
-}
-
-/// XORs `data` with a masking key: unmasks a client frame's payload (and masks one, for a
-/// client: the load tool uses it too).
-pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
-    let wide = u64::from_ne_bytes([
-        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
-    ]);
-    let mut chunks = data.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let word = u64::from_ne_bytes((&*chunk).try_into().expect("8 bytes")) ^ wide;
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
-        *byte ^= mask[i % 4];
+    match result {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        Err(e) => Err(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ws::frame::encode;
 
     /// A masked client frame.
     fn client_frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut out = vec![if fin { 0x80 } else { 0 } | op];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 0xFFFF => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let mut out = Vec::new();
+        encode(&mut out, fin, op, payload, Some([0x37, 0xfa, 0x21, 0x3d]));
         out
     }
 
     fn reader() -> FrameReader {
         FrameReader::new(512, 1024)
-    }
-
-    #[test]
-    fn headers_use_the_shortest_length() {
-        assert_eq!(header(opcode::TEXT, 5).0[..2], [0x81, 5]);
-        let (head, used) = header(opcode::TEXT, 300);
-        assert_eq!(head[..used], [0x81, 126, 1, 44]);
-        let (head, used) = header(opcode::BINARY, 70_000);
-        assert_eq!(head[..used], [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
-        assert_eq!(header(opcode::PING, 0).0[..2], [0x89, 0]);
-    }
-
-    #[test]
-    fn close_payload_fits_a_control_frame() {
-        assert_eq!(&close_payload(1000, "")[..], &[3, 232]);
-        let long = "é".repeat(100);
-        let payload = close_payload(1009, &long);
-        assert!(payload.len() <= 125);
-        assert!(std::str::from_utf8(&payload[2..]).is_ok());
     }
 
     #[test]
@@ -525,21 +353,5 @@ mod tests {
         let mut r = reader();
         r.feed(&client_frame(true, opcode::BINARY, &[0; 1024]));
         assert_eq!(r.parse(), Ok(Some(Incoming::Binary(1024))));
-    }
-
-    #[test]
-    fn unmask_matches_the_bytewise_definition() {
-        let mask = [1, 2, 3, 250];
-        for len in 0..40 {
-            let data: Vec<u8> = (0..len as u8).collect();
-            let mut fast = data.clone();
-            apply_mask(&mut fast, mask);
-            let slow: Vec<u8> = data
-                .iter()
-                .enumerate()
-                .map(|(i, b)| b ^ mask[i % 4])
-                .collect();
-            assert_eq!(fast, slow);
-        }
     }
 }

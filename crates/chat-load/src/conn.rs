@@ -11,18 +11,19 @@
 //! read into a buffer shared by the thread's connections, handle every complete frame in
 //! it, and keep only a trailing partial frame.
 
+use chat_gateway::protocol::codes::close;
+use chat_gateway::ws::frame::{close_payload, read_ready};
 use socket2::SockRef;
 use std::cell::RefCell;
-use std::io::{self, Read};
+use std::io;
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex};
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use crate::stats::lock;
-use crate::ws::{self, Decoder, Frame, opcode};
+use crate::ws::frame::{Decoder, Frame, client_frame, opcode};
 
 /// The read buffer each IO thread shares among its connections (grown for a larger frame).
 const SCRATCH: usize = 64 * 1024;
@@ -93,7 +94,7 @@ impl Conn {
     }
 
     fn send(self: &Arc<Self>, op: u8, payload: &[u8]) -> bool {
-        let frame = ws::client_frame(op, payload);
+        let frame = client_frame(op, payload);
         let mut out = lock(&self.out);
         if out.broken || out.closed {
             return false;
@@ -213,25 +214,11 @@ impl Conn {
 
     /// One `recv` into `into`: the bytes read, and whether more may be waiting (the read
     /// filled `into`). A short read clears the socket's read readiness, so the next wait
-    /// sleeps until new data arrives instead of costing an empty `recv` first.
+    /// sleeps until new data arrives instead of costing an empty `recv` first (the server
+    /// reads its sockets the same way: `chat_gateway::ws::frame::read_ready`).
     fn read_now(&self, into: &mut [u8]) -> io::Result<(usize, bool)> {
         let room = into.len();
-        let mut got = 0;
-        let result = self.stream.try_io(Interest::READABLE, || {
-            let n = (&*SockRef::from(&self.stream)).read(into)?;
-            got = n;
-            if 0 < n && n < room {
-                // Clears the readiness (unless a newer event arrived meanwhile).
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(n)
-            }
-        });
-        match result {
-            Ok(n) => Ok((n, n == room)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok((got, false)),
-            Err(e) => Err(e),
-        }
+        read_ready(&self.stream, into).map(|n| (n, n == room))
     }
 
     /// Handles every complete frame at the start of `data`; the bytes they took.
@@ -266,8 +253,8 @@ impl Conn {
     /// Answers the server's close frame (unless this side closed first): 1000 when the
     /// server gave a code, an empty close otherwise.
     fn answer_close(self: &Arc<Self>, code: Option<u16>) {
-        let payload = code.map(|_| 1000u16.to_be_bytes());
-        self.send(opcode::CLOSE, payload.as_ref().map_or(&[][..], |p| &p[..]));
+        let payload = code.map(|_| close_payload(close::NORMAL, ""));
+        self.send(opcode::CLOSE, payload.as_deref().unwrap_or_default());
     }
 }
 
@@ -307,7 +294,7 @@ async fn flush(conn: Arc<Conn>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::apply_mask;
+    use chat_gateway::ws::frame::{apply_mask, parse_head};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -320,20 +307,22 @@ mod tests {
     }
 
     /// Reads one masked client frame from the raw server side: opcode and payload.
-    async fn client_frame(server: &mut TcpStream) -> (u8, Vec<u8>) {
-        let mut head = [0u8; 2];
-        server.read_exact(&mut head).await.unwrap();
-        let len = match head[1] & 0x7F {
-            126 => server.read_u16().await.unwrap() as usize,
-            127 => server.read_u64().await.unwrap() as usize,
-            n => n as usize,
+    async fn read_client_frame(server: &mut TcpStream) -> (u8, Vec<u8>) {
+        let mut bytes = vec![0u8; 2];
+        server.read_exact(&mut bytes).await.unwrap();
+        let head = loop {
+            match parse_head(&bytes).unwrap() {
+                Some(head) => break head,
+                None => bytes.push(server.read_u8().await.unwrap()),
+            }
         };
+        assert!(head.masked, "client frames are masked");
         let mut mask = [0u8; 4];
         server.read_exact(&mut mask).await.unwrap();
-        let mut payload = vec![0; len];
+        let mut payload = vec![0; head.len as usize];
         server.read_exact(&mut payload).await.unwrap();
         apply_mask(&mut payload, mask);
-        (head[0] & 0x0F, payload)
+        (head.opcode, payload)
     }
 
     #[tokio::test]
@@ -352,7 +341,7 @@ mod tests {
             "the socket filled up and a writer took over"
         );
         for text in &sent {
-            let (op, payload) = client_frame(&mut server).await;
+            let (op, payload) = read_client_frame(&mut server).await;
             assert_eq!(op, opcode::TEXT);
             assert_eq!(payload, text.as_bytes());
         }
@@ -380,11 +369,11 @@ mod tests {
             server.write_all(chunk).await.unwrap();
         }
         assert_eq!(
-            client_frame(&mut server).await,
+            read_client_frame(&mut server).await,
             (opcode::PONG, b"p".to_vec())
         );
         assert_eq!(
-            client_frame(&mut server).await,
+            read_client_frame(&mut server).await,
             (opcode::CLOSE, 1000u16.to_be_bytes().to_vec())
         );
         let (texts, end) = reader.await.unwrap();

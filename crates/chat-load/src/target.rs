@@ -8,8 +8,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::frame::Incoming;
-use crate::ws::{self, Decoder, Frame, UpgradeError, opcode};
+use chat_gateway::protocol::codes;
+
+use crate::protocol::Incoming;
+use crate::ws::frame::{Decoder, Frame, client_frame, opcode};
+use crate::ws::upgrade::{self, UpgradeError};
 
 /// An open, authenticated WebSocket, its first (1000) frame read.
 pub struct Dialed {
@@ -214,7 +217,7 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
     // reconnect storms of ports. A polite close still completes the WebSocket close
     // handshake first (`client::User::close`).
     let _ = stream.set_zero_linger();
-    let (request, key) = ws::upgrade_request(&target.path, &target.authority, token)
+    let (request, key) = upgrade::upgrade_request(&target.path, &target.authority, token)
         .map_err(DialError::Handshake)?;
     stream
         .write_all(request.as_bytes())
@@ -222,10 +225,10 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
         .map_err(DialError::Connect)?;
     let mut buf = Vec::with_capacity(HANDSHAKE_READ);
     let head = loop {
-        if let Some(end) = ws::response_end(&buf) {
+        if let Some(end) = upgrade::response_end(&buf) {
             break end;
         }
-        if buf.len() >= ws::MAX_RESPONSE_HEAD {
+        if buf.len() >= upgrade::MAX_RESPONSE_HEAD {
             return Err(DialError::Handshake("response header too long".into()));
         }
         if read_more(&mut stream, &mut buf)
@@ -238,7 +241,7 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
             ));
         }
     };
-    ws::check_response(&buf[..head], &key).map_err(|e| match e {
+    upgrade::check_response(&buf[..head], &key).map_err(|e| match e {
         UpgradeError::Status(status) => DialError::Http(status),
         UpgradeError::Invalid(what) => DialError::Handshake(what),
     })?;
@@ -263,7 +266,7 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
         let pong = match frame {
             Frame::Text(text) => {
                 return match Incoming::parse(&text) {
-                    Some(frame) if frame.code == 1000 => Ok(Dialed {
+                    Some(frame) if frame.code == codes::CONNECTED => Ok(Dialed {
                         stream,
                         decoder,
                         // Usually nothing: the handshake's buffer is not kept.
@@ -273,7 +276,7 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
                     None => Err(DialError::FirstFrame("not a JSON frame".into())),
                 };
             }
-            Frame::Ping(payload) => Some(ws::client_frame(opcode::PONG, payload)),
+            Frame::Ping(payload) => Some(client_frame(opcode::PONG, payload)),
             Frame::Pong | Frame::Fragment => None,
             Frame::Close(_) => return Err(closed()),
             Frame::Binary => return Err(DialError::FirstFrame("not a text frame".into())),

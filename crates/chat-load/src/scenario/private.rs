@@ -7,8 +7,8 @@ use super::{cpu_watch, fit, send_phase, setup_pairs};
 use crate::cli::{PairSetup, PrivateArgs};
 use crate::context::Ctx;
 use crate::fleet::Fleet;
-use crate::frame::Destination;
 use crate::ledger::{Conversation, Ledger};
+use crate::protocol::Destination;
 use crate::report::Outcome;
 
 /// Runs the scenario.

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use chat_gateway::protocol::codes;
+
 use crate::conn::Conn;
 use crate::context::Ctx;
-use crate::frame::{Incoming, MsgKey, SYNC, read_receipt};
 use crate::ledger::{Inbox, Receipt};
+use crate::protocol::{Incoming, MsgKey, read_receipt, sync};
 use crate::stats::lock;
 use crate::target::{DialError, Dialed};
-use crate::ws::Decoder;
+use crate::ws::frame::Decoder;
 
 /// First delay before a sync, message or read receipt refused with 5000 is sent again
 /// (doubles, jittered).
@@ -207,7 +209,7 @@ impl User {
     fn start_sync(&self) -> bool {
         self.syncing.store(true, Ordering::Relaxed);
         self.sync_retries.store(0, Ordering::Relaxed);
-        self.send(SYNC.to_string())
+        self.send(sync())
     }
 
     /// The server could not serve the sync (5000): asks again after a backoff, as a client
@@ -221,7 +223,7 @@ impl User {
         let user = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            user.send(SYNC.to_string());
+            user.send(sync());
         });
         true
     }
@@ -309,11 +311,11 @@ fn handle(ctx: &Ctx, user: &Arc<User>, text: &str) {
         return;
     };
     match frame.code {
-        2000 => message(ctx, user, &frame),
-        2100 | 2101 => acknowledged(ctx, user, &frame),
-        2200 => match frame.next_cursor.as_deref() {
+        codes::MESSAGE => message(ctx, user, &frame),
+        codes::STORED_DELIVERED | codes::STORED_OFFLINE => acknowledged(ctx, user, &frame),
+        codes::PAGE_END => match frame.next_cursor.as_deref() {
             Some(next) if !next.is_empty() => {
-                user.send(SYNC.to_string());
+                user.send(sync());
             }
             _ => {
                 stats.syncs.inc();
@@ -321,16 +323,16 @@ fn handle(ctx: &Ctx, user: &Arc<User>, text: &str) {
                 user.synced.notify_waiters();
             }
         },
-        2300 => stats.reads_applied.inc(),
-        1001 => stats
+        codes::READ_APPLIED => stats.reads_applied.inc(),
+        codes::CLOSING => stats
             .close_reasons
             .inc(frame.reason.as_deref().unwrap_or("").to_string()),
-        1002 => {
+        codes::SYNC_NEEDED => {
             stats.sync_needed.inc();
             user.start_sync();
         }
-        1000 | 1003 | 2301 => {}
-        code if code >= 4000 => refused(ctx, user, &frame),
+        codes::CONNECTED | codes::PONG | codes::READ_BY_PEER => {}
+        code if code >= codes::BAD_FRAME => refused(ctx, user, &frame),
         _ => stats.bad_frames.inc(),
     }
 }
@@ -339,7 +341,7 @@ fn key(ctx: &Ctx, frame: &Incoming<'_>) -> Option<MsgKey> {
     MsgKey::decode(frame.client_msg_id.as_deref()?, &ctx.tag)
 }
 
-/// Whether a frame is about a setup message (`frame::setup_frame`) of this run.
+/// Whether a frame is about a setup message (`protocol::setup_frame`) of this run.
 fn is_setup(ctx: &Ctx, frame: &Incoming<'_>) -> bool {
     frame
         .client_msg_id
@@ -398,7 +400,7 @@ fn acknowledged(ctx: &Ctx, user: &User, frame: &Incoming<'_>) {
     };
     if ctx.ledger().ack(key.stream, key.seq) == Some(true) {
         ctx.stats.acked.inc();
-        if frame.code == 2101 {
+        if frame.code == codes::STORED_OFFLINE {
             ctx.stats.acked_offline.inc();
         }
         let latency = ctx.now_us().saturating_sub(key.sent_us);
@@ -409,14 +411,14 @@ fn acknowledged(ctx: &Ctx, user: &User, frame: &Incoming<'_>) {
 
 fn refused(ctx: &Ctx, user: &Arc<User>, frame: &Incoming<'_>) {
     ctx.stats.errors.inc(frame.code);
-    if frame.code == 5000
+    if frame.code == codes::STORAGE_UNAVAILABLE
         && frame.client_msg_id.is_none()
         && (user.retry_sync() || user.retry_receipts())
     {
         ctx.stats.retried.inc();
         return;
     }
-    if frame.code == 5000
+    if frame.code == codes::STORAGE_UNAVAILABLE
         && let Some(key) = key(ctx, frame)
         && resend(ctx, user, key)
     {
@@ -442,7 +444,7 @@ fn resend(ctx: &Ctx, user: &Arc<User>, key: MsgKey) -> bool {
     if attempt > MESSAGE_RETRIES {
         return false;
     }
-    let text = crate::frame::frame(&stream.head, key.seq, key.sent_us);
+    let text = crate::protocol::frame(&stream.head, key.seq, key.sent_us);
     let delay = crate::backoff::jitter(RETRY_DELAY.saturating_mul(1 << attempt.min(6)));
     let user = user.clone();
     tokio::spawn(async move {

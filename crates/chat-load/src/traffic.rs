@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::fleet::Fleet;
-use crate::frame::frame;
+use crate::protocol::frame;
 
 /// Sends the next message of `stream`; whether it went out (skips are counted).
 pub fn send(fleet: &Fleet, stream: u32) -> bool {

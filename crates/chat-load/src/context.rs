@@ -48,7 +48,7 @@ impl Ctx {
         assert!(!io.is_empty(), "at least one IO thread");
         let (disconnects, disconnected) = mpsc::unbounded_channel();
         Ctx {
-            tag: crate::frame::run_tag(),
+            tag: crate::protocol::run_tag(),
             content: "x".repeat(opts.message_bytes.max(1)),
             opts,
             dialer,

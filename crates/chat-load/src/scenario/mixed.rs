@@ -12,9 +12,9 @@ use super::{cpu_watch, create_group, fit, send_phase, setup_pairs};
 use crate::cli::{MixedArgs, PairSetup};
 use crate::context::Ctx;
 use crate::fleet::Fleet;
-use crate::frame::Destination;
 use crate::ledger::{Conversation, Ledger};
 use crate::pacer::Pacer;
+use crate::protocol::Destination;
 use crate::report::Outcome;
 
 /// Runs the scenario.
