@@ -139,7 +139,8 @@ pub(super) fn advance(
 
 /// Writes as much of `slices` as the socket takes now, without waiting. Up to 4 KiB is
 /// gathered on the stack and written with one `send`: for small frames that is cheaper in
-/// the kernel than `writev`, which goes through the file layer.
+/// the kernel than `writev`, which goes through the file layer (see docs/performance.md,
+/// item 16).
 pub(super) fn try_send(socket: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     const GATHER: usize = 4096;
     thread_local! {
