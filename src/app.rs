@@ -16,10 +16,7 @@ use crate::metrics::Metrics;
 use crate::settings::{BusUrl, Settings};
 use crate::state::{AppState, Shared};
 use crate::store::MessageWriter;
-use crate::ws::outbox::CloseReason;
-
-/// A write to a client blocked this long (the client stopped reading) ends the connection.
-const STUCK_WRITE: std::time::Duration = std::time::Duration::from_secs(15);
+use crate::ws::close::CloseReason;
 
 /// A built node, bound and ready to serve.
 pub struct Application {
@@ -117,21 +114,12 @@ impl Application {
             // Every connection gets 1001 and close 1012 now, not after the HTTP side is done.
             on_signal.hub.close_all(CloseReason::Draining);
         });
-        let sweeper = state.clone();
-        tokio::spawn(async move {
-            let server = &sweeper.settings.server;
-            let every = (server.ping_interval / crate::hub::SWEEP_SLICES as u32)
-                .max(std::time::Duration::from_millis(1));
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            let mut slice = 0;
-            while !sweeper.shutdown.is_cancelled() {
-                tick.tick().await;
-                sweeper.hub.sweep(slice, server.idle_timeout, STUCK_WRITE);
-                slice += 1;
-            }
-        });
+        let server = &state.settings.server;
+        tokio::spawn(state.hub.clone().run_sweeper(
+            server.ping_interval,
+            server.idle_timeout,
+            state.shutdown.clone(),
+        ));
         let listener = crate::ws::socket::SharedListener(self.listener);
         let service = router.into_make_service_with_connect_info::<crate::ws::socket::Socket>();
         axum::serve(listener, service)

@@ -1,15 +1,17 @@
 //! What one authenticated connection can ask for: the handling of each client frame.
 //!
+//! `connection::run` serves one upgraded socket and hands its frames to a `Session`;
 //! `Session::handle` parses a frame and answers on the connection's outbox; sending goes
 //! store → publish → acknowledge (`send.rs`), reading goes to the store (`read.rs`).
 
+pub mod connection;
 mod read;
 mod send;
 
 use std::sync::Arc;
 
 use crate::ids::{ConnId, UserId};
-use crate::protocol::{ClientFrame, FrameError, codes, server};
+use crate::protocol::{ClientFrame, DecodeError, codes, server};
 use crate::state::AppState;
 use crate::ws::outbox::Outbox;
 
@@ -36,11 +38,11 @@ impl Session {
     pub async fn handle(&self, text: &str) {
         let frame = match ClientFrame::parse(text, self.state.settings.limits.max_content_bytes) {
             Ok(frame) => frame,
-            Err(FrameError::Invalid(reason)) => {
+            Err(DecodeError::Invalid(reason)) => {
                 let cid = client_msg_id_of(text);
                 return self.refuse(codes::BAD_FRAME, &reason, cid.as_deref());
             }
-            Err(FrameError::TooLong { limit }) => {
+            Err(DecodeError::TooLong { limit }) => {
                 let reason = format!("content longer than {limit} bytes");
                 return self.refuse(codes::TOO_LONG, &reason, client_msg_id_of(text).as_deref());
             }

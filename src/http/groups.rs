@@ -8,8 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, Body, PathOf, user_id};
-use crate::auth::AuthUser;
+use super::{ApiError, AuthUser, Body, PathOf, user_id};
 use crate::bus::Topic;
 use crate::bus::envelope::{Control, Envelope};
 use crate::ids::{GroupId, UserId, parse_group_id};

@@ -7,8 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{ApiError, PathOf, user_id};
-use crate::auth::AuthUser;
+use super::{ApiError, AuthUser, PathOf, user_id};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -1,12 +1,15 @@
-//! The REST API and the routes of a node: groups, follows, blocks, presence, dev tokens,
-//! health and metrics. Each resource module exposes `router()`.
+//! The HTTP side of a node: the WebSocket upgrade and the REST API (groups, follows, blocks,
+//! presence, dev tokens, health and metrics). Each resource module exposes `router()`.
 
+pub mod auth;
 mod dev;
 mod error;
 mod groups;
 mod health;
 mod social;
+mod upgrade;
 
+pub use auth::AuthUser;
 pub use error::{ApiError, Body, PathOf};
 
 use axum::Router;
@@ -17,7 +20,7 @@ use crate::state::AppState;
 /// Every route of a node.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/ws", get(crate::ws::ws_handler))
+        .route("/ws", get(upgrade::ws_handler))
         .merge(groups::router())
         .merge(social::router())
         .merge(health::router())
@@ -33,7 +36,7 @@ async fn log_request(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let method = request.method().clone();
-    let uri = crate::auth::redact_query(request.uri().path(), request.uri().query());
+    let uri = auth::redact_query(request.uri().path(), request.uri().query());
     let response = next.run(request).await;
     tracing::debug!(%method, %uri, status = response.status().as_u16(), "request");
     response

@@ -7,8 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, Body, PathOf, user_id};
-use crate::auth::AuthUser;
+use super::{ApiError, AuthUser, Body, PathOf, user_id};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

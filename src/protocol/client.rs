@@ -52,16 +52,16 @@ pub enum ClientFrame {
 
 /// Why a frame was refused: a 4000 (or 4130) with a reason naming the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FrameError {
+pub enum DecodeError {
     /// Invalid frame; the string is the reason sent to the client.
     Invalid(Cow<'static, str>),
     /// Content longer than the configured maximum (code 4130).
     TooLong { limit: usize },
 }
 
-impl FrameError {
+impl DecodeError {
     fn invalid(reason: impl Into<Cow<'static, str>>) -> Self {
-        FrameError::Invalid(reason.into())
+        DecodeError::Invalid(reason.into())
     }
 }
 
@@ -76,11 +76,11 @@ struct RawFrame {
 }
 
 impl RawFrame {
-    fn from_json(text: &str) -> Result<RawFrame, FrameError> {
+    fn from_json(text: &str) -> Result<RawFrame, DecodeError> {
         let value: Value = serde_json::from_str(text)
-            .map_err(|e| FrameError::invalid(format!("invalid JSON: {e}")))?;
+            .map_err(|e| DecodeError::invalid(format!("invalid JSON: {e}")))?;
         let Value::Object(mut map) = value else {
-            return Err(FrameError::invalid("frame must be a JSON object"));
+            return Err(DecodeError::invalid("frame must be a JSON object"));
         };
         Ok(RawFrame {
             kind: map.remove("type"),
@@ -93,24 +93,24 @@ impl RawFrame {
     }
 
     /// `content` as text; absent and null read as empty.
-    fn content_str(&self) -> Result<&str, FrameError> {
+    fn content_str(&self) -> Result<&str, DecodeError> {
         match &self.content {
             None | Some(Value::Null) => Ok(""),
             Some(Value::String(s)) => Ok(s),
-            Some(_) => Err(FrameError::invalid("content must be a string")),
+            Some(_) => Err(DecodeError::invalid("content must be a string")),
         }
     }
 }
 
 impl ClientFrame {
     /// Parses and validates one text frame. `max_content_bytes` bounds message content.
-    pub fn parse(text: &str, max_content_bytes: usize) -> Result<ClientFrame, FrameError> {
+    pub fn parse(text: &str, max_content_bytes: usize) -> Result<ClientFrame, DecodeError> {
         let mut raw = RawFrame::from_json(text)?;
         let kind = match &raw.kind {
-            None => return Err(FrameError::invalid("missing field: type")),
+            None => return Err(DecodeError::invalid("missing field: type")),
             Some(v) => v
                 .as_i64()
-                .ok_or_else(|| FrameError::invalid("type must be an integer"))?,
+                .ok_or_else(|| DecodeError::invalid("type must be an integer"))?,
         };
         match kind {
             1 => Ok(ClientFrame::Private {
@@ -134,10 +134,12 @@ impl ClientFrame {
             5 => {
                 let id = raw.content_str()?.trim();
                 if id.is_empty() {
-                    return Err(FrameError::invalid("missing field: content (a message id)"));
+                    return Err(DecodeError::invalid(
+                        "missing field: content (a message id)",
+                    ));
                 }
                 let id = Uuid::try_parse(id)
-                    .map_err(|_| FrameError::invalid("content must be a message id (a UUID)"))?;
+                    .map_err(|_| DecodeError::invalid("content must be a message id (a UUID)"))?;
                 Ok(ClientFrame::Read { id })
             }
             6 => Ok(ClientFrame::GroupHistory {
@@ -146,17 +148,17 @@ impl ClientFrame {
                 limit: limit(&raw.limit, HISTORY_LIMIT)?,
             }),
             7 => Ok(ClientFrame::Ping),
-            other => Err(FrameError::invalid(format!(
+            other => Err(DecodeError::invalid(format!(
                 "unknown type {other}: expected 1 to 7"
             ))),
         }
     }
 }
 
-fn user_field(value: &Option<Value>, name: &'static str) -> Result<UserId, FrameError> {
+fn user_field(value: &Option<Value>, name: &'static str) -> Result<UserId, DecodeError> {
     let value = value
         .as_ref()
-        .ok_or_else(|| FrameError::invalid(format!("missing field: {name}")))?;
+        .ok_or_else(|| DecodeError::invalid(format!("missing field: {name}")))?;
     let id = match value {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse::<i64>().ok(),
@@ -164,82 +166,82 @@ fn user_field(value: &Option<Value>, name: &'static str) -> Result<UserId, Frame
     };
     match id {
         Some(id) if id > 0 => Ok(id),
-        _ => Err(FrameError::invalid(format!(
+        _ => Err(DecodeError::invalid(format!(
             "{name} must be a positive integer"
         ))),
     }
 }
 
-fn group_field(raw: &RawFrame) -> Result<GroupId, FrameError> {
+fn group_field(raw: &RawFrame) -> Result<GroupId, DecodeError> {
     match (&raw.group_id, &raw.recipient_id) {
-        (Some(Value::String(s)), _) => parse_group_id(s).map_err(FrameError::invalid),
+        (Some(Value::String(s)), _) => parse_group_id(s).map_err(DecodeError::invalid),
         (Some(Value::Number(n)), _) | (None, Some(Value::Number(n))) => match n.as_i64() {
             Some(id) if id > 0 => Ok(GroupId::from(id.to_string())),
-            _ => Err(FrameError::invalid("group_id must be a string id")),
+            _ => Err(DecodeError::invalid("group_id must be a string id")),
         },
-        (None, Some(Value::String(s))) => parse_group_id(s).map_err(FrameError::invalid),
-        (None, None) => Err(FrameError::invalid("missing field: group_id")),
-        _ => Err(FrameError::invalid("group_id must be a string id")),
+        (None, Some(Value::String(s))) => parse_group_id(s).map_err(DecodeError::invalid),
+        (None, None) => Err(DecodeError::invalid("missing field: group_id")),
+        _ => Err(DecodeError::invalid("group_id must be a string id")),
     }
 }
 
-fn message_content(content: Option<Value>, max: usize) -> Result<String, FrameError> {
+fn message_content(content: Option<Value>, max: usize) -> Result<String, DecodeError> {
     let content = match content {
-        None | Some(Value::Null) => return Err(FrameError::invalid("missing field: content")),
+        None | Some(Value::Null) => return Err(DecodeError::invalid("missing field: content")),
         Some(Value::String(s)) => s,
-        Some(_) => return Err(FrameError::invalid("content must be a string")),
+        Some(_) => return Err(DecodeError::invalid("content must be a string")),
     };
     if content.trim().is_empty() {
-        return Err(FrameError::invalid("content must not be empty"));
+        return Err(DecodeError::invalid("content must not be empty"));
     }
     if content.len() > max {
-        return Err(FrameError::TooLong { limit: max });
+        return Err(DecodeError::TooLong { limit: max });
     }
     Ok(content)
 }
 
-fn client_msg_id(value: &Option<Value>) -> Result<Option<String>, FrameError> {
+fn client_msg_id(value: &Option<Value>) -> Result<Option<String>, DecodeError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= MAX_CLIENT_MSG_ID => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(FrameError::invalid(format!(
+        Some(Value::String(_)) => Err(DecodeError::invalid(format!(
             "client_msg_id longer than {MAX_CLIENT_MSG_ID} characters"
         ))),
-        Some(_) => Err(FrameError::invalid("client_msg_id must be a string")),
+        Some(_) => Err(DecodeError::invalid("client_msg_id must be a string")),
     }
 }
 
-fn limit(value: &Option<Value>, (default, max): (u32, u32)) -> Result<u32, FrameError> {
+fn limit(value: &Option<Value>, (default, max): (u32, u32)) -> Result<u32, DecodeError> {
     match value {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Number(n)) => match n.as_u64() {
             Some(n) if n >= 1 && n <= u64::from(max) => Ok(n as u32),
-            _ => Err(FrameError::invalid(format!(
+            _ => Err(DecodeError::invalid(format!(
                 "limit must be an integer from 1 to {max}"
             ))),
         },
-        Some(_) => Err(FrameError::invalid(format!(
+        Some(_) => Err(DecodeError::invalid(format!(
             "limit must be an integer from 1 to {max}"
         ))),
     }
 }
 
-fn cursor(content: &str) -> Result<Cursor, FrameError> {
-    Cursor::parse(content).map_err(FrameError::invalid)
+fn cursor(content: &str) -> Result<Cursor, DecodeError> {
+    Cursor::parse(content).map_err(DecodeError::invalid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<ClientFrame, FrameError> {
+    fn parse(s: &str) -> Result<ClientFrame, DecodeError> {
         ClientFrame::parse(s, 10)
     }
 
     fn reason(s: &str) -> String {
         match parse(s) {
-            Err(FrameError::Invalid(r)) => r.into_owned(),
+            Err(DecodeError::Invalid(r)) => r.into_owned(),
             other => panic!("expected invalid, got {other:?}"),
         }
     }
@@ -305,7 +307,7 @@ mod tests {
     fn too_long_content_is_its_own_error() {
         assert_eq!(
             parse(r#"{"type":1,"recipient_id":2,"content":"12345678901"}"#),
-            Err(FrameError::TooLong { limit: 10 })
+            Err(DecodeError::TooLong { limit: 10 })
         );
     }
 

@@ -6,6 +6,6 @@ pub mod codes;
 pub mod cursor;
 pub mod server;
 
-pub use client::{ClientFrame, FrameError};
+pub use client::{ClientFrame, DecodeError};
 pub use cursor::Cursor;
 pub use server::Source;

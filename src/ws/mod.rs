@@ -1,11 +1,10 @@
-//! The WebSocket side: the authenticated upgrade, each connection's reader and writer, and
-//! the outbound side between the hub and a socket, the framing and the shared TCP socket.
+//! The WebSocket transport (RFC 6455), knowing nothing of chat: the framing, the outbound
+//! queue between the hub and a socket, the close reasons and codes, the writes (partial and
+//! vectored), the flusher and the shared TCP socket.
 
-mod connection;
+pub mod close;
 pub mod flusher;
 pub mod frame;
-mod handler;
 pub mod outbox;
 pub mod socket;
-
-pub use handler::ws_handler;
+mod write;

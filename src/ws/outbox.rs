@@ -13,99 +13,13 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::frame::{self, opcode};
-use crate::protocol::server;
+use super::close::{CloseReason, close_with};
+use super::write::{Out, advance, send_some, try_send, write_all};
 
-/// How long the closing frames may take to write.
-const CLOSE_WRITE: Duration = Duration::from_secs(2);
-
-/// Why the server closes a connection; the writer sends a 1001 frame with `reason()` and
-/// then a close frame with `close_code()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The outbound queue overflowed.
-    TooSlow,
-    /// A newer connection of the same user replaced this one (device limit).
-    Replaced,
-    /// The node is shutting down.
-    Draining,
-    /// No frame or pong within the idle timeout.
-    Idle,
-    /// The client sent a frame larger than `server.max_frame_bytes`.
-    TooBig,
-    /// The client sent text that is not UTF-8.
-    BadData,
-    /// The client broke the WebSocket protocol; the text names the rule.
-    Protocol(&'static str),
-    /// The client closed or went away: nothing to explain.
-    Ended,
-}
-
-impl CloseReason {
-    /// The `reason` of the 1001 frame.
-    pub fn reason(self) -> &'static str {
-        match self {
-            CloseReason::TooSlow => "too slow: outbound queue full; reconnect and sync",
-            CloseReason::Replaced => "replaced by a newer connection of the same user",
-            CloseReason::Draining => "server shutting down; reconnect",
-            CloseReason::Idle => "idle timeout",
-            CloseReason::TooBig => "frame larger than server.max_frame_bytes",
-            CloseReason::BadData => "text frame is not valid UTF-8",
-            CloseReason::Protocol(rule) => rule,
-            CloseReason::Ended => "",
-        }
-    }
-
-    /// The WebSocket close code.
-    pub fn close_code(self) -> u16 {
-        use crate::protocol::codes::close;
-        match self {
-            CloseReason::TooSlow => close::TRY_AGAIN_LATER,
-            CloseReason::Replaced => close::POLICY,
-            CloseReason::Draining => close::RESTART,
-            CloseReason::Idle => close::NORMAL,
-            CloseReason::TooBig => close::TOO_BIG,
-            CloseReason::BadData => close::INVALID_DATA,
-            CloseReason::Protocol(_) => close::PROTOCOL,
-            CloseReason::Ended => close::NORMAL,
-        }
-    }
-}
-
-/// One queued frame.
-enum Out {
-    /// A text frame; the payload may be shared with every other recipient.
-    Text(Bytes),
-    /// A pong answering the client's ping, echoing its payload.
-    Pong(Bytes),
-    /// A ping the sweeper asked for.
-    Ping,
-    /// The close frame, last.
-    Close(Bytes),
-}
-
-impl Out {
-    fn opcode(&self) -> u8 {
-        match self {
-            Out::Text(_) => opcode::TEXT,
-            Out::Pong(_) => opcode::PONG,
-            Out::Ping => opcode::PING,
-            Out::Close(_) => opcode::CLOSE,
-        }
-    }
-
-    fn payload(&self) -> &[u8] {
-        match self {
-            Out::Text(payload) | Out::Pong(payload) | Out::Close(payload) => payload,
-            Out::Ping => &[],
-        }
-    }
-}
-
+/// The queue and where writing stands, behind the outbox's lock.
 struct State {
     frames: VecDeque<Out>,
     /// Bytes of the front frame (header included) already on the socket: a direct write
@@ -191,10 +105,7 @@ impl Outbox {
     /// (a page is at most 501 frames) and the reader waits for room before reading the next
     /// request, so they never overflow; dropped only after closing.
     pub fn reply(&self, frame: impl Into<Utf8Bytes>) {
-        let mut state = self.state.lock();
-        if state.closed.is_none() {
-            self.send_locked(&mut state, Out::Text(Bytes::from(frame.into())));
-        }
+        self.send(Out::Text(Bytes::from(frame.into())));
     }
 
     /// Queues a delivery. A full queue closes the connection as too slow; frames pushed
@@ -265,30 +176,28 @@ impl Outbox {
 
     /// Answers the client's ping.
     pub fn pong(&self, payload: Bytes) {
-        let mut state = self.state.lock();
-        if state.closed.is_none() {
-            self.send_locked(&mut state, Out::Pong(payload));
-        }
+        self.send(Out::Pong(payload));
     }
 
     /// Sends a WebSocket ping (for the sweeper).
     pub fn request_ping(&self) {
-        let mut state = self.state.lock();
-        if state.closed.is_none() {
-            self.send_locked(&mut state, Out::Ping);
-        }
+        self.send(Out::Ping);
     }
 
-    /// Writes `out` straight to the socket when nothing is queued or being written (a
-    /// non-blocking write, under the outbox's lock so frames cannot interleave); whatever
-    /// the socket does not take is queued and the writer task woken.
-    fn send_locked(&self, state: &mut State, out: Out) {
+    /// Unless closed, writes `out` straight to the socket when nothing is queued or being
+    /// written (a non-blocking write, under the outbox's lock so frames cannot interleave);
+    /// whatever the socket does not take is queued and the writer task woken.
+    fn send(&self, out: Out) {
+        let mut state = self.state.lock();
+        if state.closed.is_some() {
+            return;
+        }
         if state.frames.is_empty()
             && !state.writing
             && let Some(socket) = &self.socket
         {
             let payload = out.payload();
-            let (head, used) = frame::header(out.opcode(), payload.len());
+            let (head, used) = out.header();
             let total = used + payload.len();
             match try_send(
                 socket,
@@ -455,107 +364,6 @@ impl Outbox {
             self.ready.notified().await;
         }
     }
-}
-
-/// Writes `frames` (the first with `skip` bytes already written), batching up to 32 frames
-/// into one vectored write.
-async fn write_all(socket: &TcpStream, frames: &VecDeque<Out>, mut skip: usize) -> io::Result<()> {
-    let mut next = 0;
-    while next < frames.len() {
-        socket.writable().await?;
-        match send_some(socket, frames, next, skip) {
-            Ok(n) => (next, skip) = advance(frames, next, skip, n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Frames gathered into one write at most.
-const BATCH: usize = 32;
-
-/// Writes frames from `frames[next]` on (the first `skip` bytes of it already written) in
-/// one non-blocking system call; returns the bytes the socket took.
-fn send_some(
-    socket: &TcpStream,
-    frames: &VecDeque<Out>,
-    next: usize,
-    skip: usize,
-) -> io::Result<usize> {
-    let end = (next + BATCH).min(frames.len());
-    let mut heads = [([0u8; frame::MAX_HEADER], 0usize); BATCH];
-    for (head, out) in heads.iter_mut().zip(frames.range(next..end)) {
-        *head = frame::header(out.opcode(), out.payload().len());
-    }
-    let mut slices = [IoSlice::new(&[]); 2 * BATCH];
-    for (i, out) in frames.range(next..end).enumerate() {
-        let (head, used) = &heads[i];
-        let (mut head, mut payload) = (&head[..*used], out.payload());
-        if i == 0 {
-            let from_head = skip.min(head.len());
-            head = &head[from_head..];
-            payload = &payload[skip - from_head..];
-        }
-        slices[2 * i] = IoSlice::new(head);
-        slices[2 * i + 1] = IoSlice::new(payload);
-    }
-    try_send(socket, &slices[..2 * (end - next)])
-}
-
-/// Where writing stands after the socket took `n` more bytes: the next frame and how much
-/// of it is written.
-fn advance(
-    frames: &VecDeque<Out>,
-    mut next: usize,
-    mut skip: usize,
-    mut n: usize,
-) -> (usize, usize) {
-    while next < frames.len() {
-        let out = &frames[next];
-        let left = frame::header(out.opcode(), out.payload().len()).1 + out.payload().len() - skip;
-        if n < left {
-            return (next, skip + n);
-        }
-        n -= left;
-        skip = 0;
-        next += 1;
-    }
-    (next, 0)
-}
-
-/// Writes as much of `slices` as the socket takes now, without waiting. Up to 4 KiB is
-/// gathered on the stack and written with one `send`: for small frames that is cheaper in
-/// the kernel than `writev`, which goes through the file layer.
-fn try_send(socket: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-    const GATHER: usize = 4096;
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(GATHER));
-    }
-    let total: usize = slices.iter().map(|s| s.len()).sum();
-    if total > GATHER {
-        return socket.try_write_vectored(slices);
-    }
-    BUF.with_borrow_mut(|buf| {
-        buf.clear();
-        for slice in slices {
-            buf.extend_from_slice(slice);
-        }
-        socket.try_write(buf)
-    })
-}
-
-/// Tells the client why (a 1001 frame), then sends the close frame with the matching code.
-async fn close_with(socket: &TcpStream, reason: CloseReason) {
-    let mut frames = VecDeque::new();
-    if !matches!(reason, CloseReason::Idle | CloseReason::Ended) {
-        frames.push_back(Out::Text(server::closing(reason.reason()).into()));
-    }
-    frames.push_back(Out::Close(frame::close_payload(
-        reason.close_code(),
-        reason.reason(),
-    )));
-    let _ = tokio::time::timeout(CLOSE_WRITE, write_all(socket, &frames, 0)).await;
 }
 
 fn now_millis() -> u64 {

@@ -93,7 +93,7 @@ pub struct SharedListener(pub TcpListener);
 /// Connections the kernel may hold, handshaken, before the node accepts them (the kernel caps
 /// it at `net.core.somaxconn`, 4,096 on current Linux). Tokio's `TcpListener::bind` asks for
 /// 1,024: a burst of reconnecting clients overflowed it, and each dropped SYN cost its client
-/// a retransmission a second later (a handshake p99 of 1.25 s at 6,750 handshakes/s).
+/// a retransmission a second later (see docs/performance.md, item 25).
 pub const LISTEN_BACKLOG: u32 = 65_535;
 
 /// Binds `addr` for listening with `LISTEN_BACKLOG` (and SO_REUSEADDR, as tokio does, so

@@ -1,27 +1,31 @@
-//! One connection: a reader that handles client frames in order, and a writer task that
-//! writes what the socket did not take directly (outbox.rs) and closes with the right code.
+//! One chat connection on the WebSocket transport: registers with the hub, drives a
+//! `Session` with the client's frames in order, and leaves a writer task to write what the
+//! socket did not take directly (ws/outbox.rs) and close with the right code.
 
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
-use super::frame::{FrameError, FrameReader, Incoming, ReadError};
-use super::outbox::{CloseReason, Outbox};
-use crate::chat::Session;
+use super::Session;
 use crate::ids::{UserId, next_conn_id};
 use crate::protocol::{codes, server};
 use crate::state::AppState;
+use crate::ws::close::CloseReason;
+use crate::ws::frame::{FrameError, FrameReader, Incoming, ReadError};
+use crate::ws::outbox::Outbox;
 
 /// How long a connection closed for a too-large frame waits for the client's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-/// The upgraded connection, read through hyper (which may hold bytes it read ahead).
-type Io = TokioIo<Upgraded>;
-
-/// Serves one upgraded, authenticated socket until it ends.
-pub async fn run(mut io: Io, socket: Arc<TcpStream>, state: AppState, user: UserId) {
+/// Serves one upgraded, authenticated socket until it ends. `io` is the upgraded connection
+/// (which may hold bytes it read ahead of the handshake's end), `socket` its TCP socket.
+pub async fn run<Io: AsyncRead + Unpin>(
+    mut io: Io,
+    socket: Arc<TcpStream>,
+    state: AppState,
+    user: UserId,
+) {
     let _tracked = state.tracker.token();
     let conn = next_conn_id();
     let outbox = Arc::new(Outbox::new(
@@ -65,7 +69,9 @@ pub async fn run(mut io: Io, socket: Arc<TcpStream>, state: AppState, user: User
     tracing::debug!(user, conn, "disconnected");
 }
 
-async fn read_loop(
+/// Hands each client frame to the session, in order, until the client closes, the
+/// connection fails or the outbox stops it.
+async fn read_loop<Io: AsyncRead + Unpin>(
     io: &mut Io,
     socket: &TcpStream,
     reader: &mut FrameReader,
@@ -115,7 +121,12 @@ async fn read_loop(
 /// Closes for a message over `server.max_frame_bytes` (1009), then discards what the client
 /// still sends until its close frame: closing the socket with input unread would reset the
 /// connection, and the client would lose our close frame.
-async fn close_too_big(io: &mut Io, socket: &TcpStream, reader: &mut FrameReader, outbox: &Outbox) {
+async fn close_too_big<Io: AsyncRead + Unpin>(
+    io: &mut Io,
+    socket: &TcpStream,
+    reader: &mut FrameReader,
+    outbox: &Outbox,
+) {
     outbox.close(CloseReason::TooBig);
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
         loop {

@@ -6,11 +6,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
-use super::socket::Socket;
-use crate::auth::{AuthError, SUBPROTOCOL, TokenSource, query_param, token_from};
-use crate::http::ApiError;
+use super::ApiError;
+use super::auth::{SUBPROTOCOL, TokenSource, query_param, token_from};
+use crate::auth::AuthError;
 use crate::ids::UserId;
 use crate::state::AppState;
+use crate::ws::socket::Socket;
 
 /// The WebSocket endpoint.
 pub async fn ws_handler(
@@ -45,7 +46,7 @@ pub async fn ws_handler(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                super::connection::run(TokioIo::new(upgraded), socket, state, user).await
+                crate::chat::connection::run(TokioIo::new(upgraded), socket, state, user).await
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
