@@ -1,14 +1,21 @@
 //! Identifiers: users (positive integers from the token's `sub`), groups (short strings),
-//! and connections (unique across nodes).
+//! messages (UUIDv7, time-ordered) and connections (unique across nodes).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use uuid::Uuid;
 
 /// A user id: a positive integer, the `sub` of the user's token.
 pub type UserId = i64;
 
 /// A group id: 1 to 64 characters of `A-Z a-z 0-9 _ - . :`; a UUID unless the creator chose one.
 pub type GroupId = Arc<str>;
+
+/// Unix milliseconds encoded in a message id, a UUIDv7 (0 for ids of other versions).
+pub fn millis_of(id: &Uuid) -> i64 {
+    let b = id.as_bytes();
+    i64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
+}
 
 /// Longest group id, in bytes.
 pub const MAX_GROUP_ID: usize = 64;

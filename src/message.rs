@@ -38,7 +38,7 @@ impl Message {
             target,
             content,
             client_msg_id,
-            ts: crate::protocol::cursor::millis_of(&id),
+            ts: crate::ids::millis_of(&id),
         }
     }
 

@@ -50,15 +50,10 @@ impl Cursor {
     }
 }
 
-/// Unix milliseconds encoded in a UUIDv7 (0 for ids of other versions).
-pub fn millis_of(id: &Uuid) -> i64 {
-    let b = id.as_bytes();
-    i64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::millis_of;
 
     #[test]
     fn cursors_of_every_form() {
