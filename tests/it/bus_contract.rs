@@ -80,6 +80,11 @@ impl Node {
         }
     }
 
+    /// Publishes on this node; how many nodes held `topic` (`publish_counted`).
+    async fn reach(&self, topic: &Topic, payload: Bytes) -> usize {
+        self.bus.publish_counted(topic, payload).await.unwrap()
+    }
+
     /// Waits until `n` nodes hold `topic` (at once for the memory bus, where subscribing
     /// is synchronous).
     async fn wait_subscribers(&self, topic: &Topic, n: usize) {
@@ -122,15 +127,9 @@ fn frame(i: usize) -> String {
 async fn publish_without_subscribers_counts_zero(backing: Backing) {
     let node = Node::on(&backing).await;
     let payload = Envelope::deliver(None, &frame(0));
-    assert_eq!(
-        node.bus
-            .publish_counted(&Topic::User(1), payload.clone())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(node.reach(&Topic::User(1), payload.clone()).await, 0);
     let group = Topic::Group("nobody".into());
-    assert_eq!(node.bus.publish_counted(&group, payload).await.unwrap(), 0);
+    assert_eq!(node.reach(&group, payload).await, 0);
     assert!(node.inbound.deliveries.lock().is_empty());
 }
 
@@ -142,20 +141,8 @@ async fn delivery_reaches_the_attached_inbound(backing: Backing) {
     node.subscribe(group.clone()).await;
     let to_user = Envelope::deliver(Some(42), &frame(1));
     let to_group = Envelope::deliver(None, &frame(2));
-    assert_eq!(
-        node.bus
-            .publish_counted(&user, to_user.clone())
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        node.bus
-            .publish_counted(&group, to_group.clone())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(node.reach(&user, to_user.clone()).await, 1);
+    assert_eq!(node.reach(&group, to_group.clone()).await, 1);
     assert_eq!(
         node.inbound.wait_for(2).await,
         vec![(user, to_user), (group, to_group)]
@@ -170,7 +157,7 @@ async fn deliveries_keep_order_and_skip(backing: Backing) {
     for i in 0..count {
         let skip = (i % 3 != 0).then_some(i as u64 + 1);
         let payload = Envelope::deliver(skip, &frame(i));
-        assert_eq!(node.bus.publish_counted(&group, payload).await.unwrap(), 1);
+        assert_eq!(node.reach(&group, payload).await, 1);
     }
     let got = node.inbound.wait_for(count).await;
     assert_eq!(got.len(), count, "no duplicates");
@@ -192,21 +179,9 @@ async fn unsubscribe_stops_delivery(backing: Backing) {
     node.bus.unsubscribe(gone.clone());
     node.wait_subscribers(&gone, 0).await;
     let payload = Envelope::deliver(None, &frame(0));
-    assert_eq!(
-        node.bus
-            .publish_counted(&gone, payload.clone())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(node.reach(&gone, payload.clone()).await, 0);
     // Deliveries arrive in publish order: had `gone` been delivered, it would come first.
-    assert_eq!(
-        node.bus
-            .publish_counted(&kept, payload.clone())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(node.reach(&kept, payload.clone()).await, 1);
     assert_eq!(node.inbound.wait_for(1).await, vec![(kept, payload)]);
 }
 
@@ -226,20 +201,8 @@ async fn changes_apply_in_call_order(backing: Backing) {
     node.wait_subscribers(&churned, 1).await;
     node.wait_subscribers(&dropped, 0).await;
     let payload = Envelope::deliver(None, &frame(0));
-    assert_eq!(
-        node.bus
-            .publish_counted(&dropped, payload.clone())
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        node.bus
-            .publish_counted(&churned, payload.clone())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(node.reach(&dropped, payload.clone()).await, 0);
+    assert_eq!(node.reach(&churned, payload.clone()).await, 1);
     assert_eq!(node.inbound.wait_for(1).await, vec![(churned, payload)]);
 }
 
@@ -251,13 +214,7 @@ async fn control_topic_carries_membership_changes(backing: Backing) {
         user: 3,
     };
     let payload = Envelope::control(&change);
-    assert_eq!(
-        node.bus
-            .publish_counted(&Topic::Control, payload)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(node.reach(&Topic::Control, payload).await, 1);
     let got = node.inbound.wait_for(1).await;
     assert_eq!(got[0].0, Topic::Control);
     assert_eq!(
@@ -299,7 +256,7 @@ async fn presence_is_separate_from_publish(backing: Backing) {
     node.bus.unsubscribe(topic.clone());
     node.wait_subscribers(&topic, 0).await;
     let after = Envelope::deliver(None, &frame(2));
-    assert_eq!(node.bus.publish_counted(&topic, after).await.unwrap(), 0);
+    assert_eq!(node.reach(&topic, after).await, 0);
 }
 
 async fn two_nodes_each_receive(backing: Backing) {
@@ -310,14 +267,8 @@ async fn two_nodes_each_receive(backing: Backing) {
     a.wait_subscribers(&group, 2).await;
     let first = Envelope::deliver(None, &frame(1));
     let second = Envelope::deliver(None, &frame(2));
-    assert_eq!(
-        a.bus.publish_counted(&group, first.clone()).await.unwrap(),
-        2
-    );
-    assert_eq!(
-        b.bus.publish_counted(&group, second.clone()).await.unwrap(),
-        2
-    );
+    assert_eq!(a.reach(&group, first.clone()).await, 2);
+    assert_eq!(b.reach(&group, second.clone()).await, 2);
     let both = vec![(group.clone(), first), (group.clone(), second)];
     assert_eq!(a.inbound.wait_for(2).await, both);
     assert_eq!(b.inbound.wait_for(2).await, both);
@@ -329,10 +280,7 @@ async fn two_nodes_each_receive(backing: Backing) {
     b.bus.unsubscribe(group.clone());
     a.wait_subscribers(&group, 1).await;
     let third = Envelope::deliver(None, &frame(3));
-    assert_eq!(
-        b.bus.publish_counted(&group, third.clone()).await.unwrap(),
-        1
-    );
+    assert_eq!(b.reach(&group, third.clone()).await, 1);
     assert_eq!(a.inbound.wait_for(3).await[2], (group, third));
 }
 
@@ -369,27 +317,9 @@ async fn reconnects_resubscribes_and_resyncs(mut backing: Backing) {
     node.wait_subscribers(&added, 1).await;
     node.wait_subscribers(&dropped, 0).await;
     node.wait_ping(true).await;
-    assert_eq!(
-        node.bus
-            .publish_counted(&kept, payload.clone())
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        node.bus
-            .publish_counted(&added, payload.clone())
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        node.bus
-            .publish_counted(&dropped, payload.clone())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(node.reach(&kept, payload.clone()).await, 1);
+    assert_eq!(node.reach(&added, payload.clone()).await, 1);
+    assert_eq!(node.reach(&dropped, payload.clone()).await, 0);
     assert_eq!(
         node.inbound.wait_for(2).await,
         vec![(kept, payload.clone()), (added, payload)]
