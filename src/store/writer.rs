@@ -83,8 +83,8 @@ impl MessageWriter {
 
 /// A batch of at least this many messages means the writer is busy: the next one starts
 /// after twice `storage.batch_interval`. At a few thousand messages per second a node's
-/// batches stay below it (no added latency); at 12,000/s and more per node, transactions
-/// are halved (MariaDB's cost per transaction is ~250 µs of CPU).
+/// batches stay below it (no added latency); well above that, transactions are halved, and
+/// each costs the database far more than a row (docs/performance.md, item 17).
 const BUSY: usize = 48;
 
 /// Undelivered marks wait at most this long before they are written…

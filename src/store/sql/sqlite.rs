@@ -17,8 +17,8 @@ use crate::store::StoreError;
 /// Page cache per connection, in KiB (`PRAGMA cache_size` takes a negative count of KiB).
 /// Larger is slower here: every commit walks the whole hash table of the committing
 /// connection's cache (`pcache1TruncateUnsafe`), and pages it misses come from the OS page
-/// cache. At 10,000 msg/s for 60 s, per message: 2 MiB 44.5 µs, 8 MiB 46 µs, 32 MiB 45–49 µs,
-/// 128 MiB 52–56 µs (docs/performance.md, item 27).
+/// cache; 8 MiB measured about as fast as SQLite's 2 MiB default and faster than 32 or 128
+/// MiB (docs/performance.md, item 27).
 const CACHE_KIB: i64 = -8 * 1024;
 /// How often the log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -27,8 +27,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const BACKSTOP_PAGES: u32 = 50_000;
 /// The write-ahead log's size once it is reset. Cutting the file back costs a truncate
 /// (a discard on the disk, and new blocks to allocate as it grows again) that stalled the
-/// writer for up to a second each time at 6,000 msg/s with a 64 MiB limit: the log is cut
-/// only after a burst far above the steady state (~60 MiB at that rate).
+/// writer with a 64 MiB limit: the log is cut only after a burst far above the steady state
+/// (docs/performance.md, item 23).
 const WAL_LIMIT_BYTES: u64 = 512 << 20;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
