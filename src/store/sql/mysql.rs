@@ -41,8 +41,8 @@ impl Dialect for MySql {
 
 /// Connects to `settings.url` (`mysql://…`), migrating first if `settings.migrate`.
 async fn open(settings: &StorageSettings) -> Result<SqlStore<MySql>, StoreError> {
-    let url = settings.url.expose().replacen("mariadb://", "mysql://", 1);
-    let options = MySqlConnectOptions::from_str(&url)?
+    // `mariadb://` was rewritten to `mysql://` when the settings loaded.
+    let options = MySqlConnectOptions::from_str(settings.url.expose())?
         .charset("utf8mb4")
         .collation("utf8mb4_unicode_ci")
         .timezone(Some(String::from("+00:00")));

@@ -66,11 +66,10 @@ impl Dialect for Sqlite {
 /// if `settings.migrate`, and starts the checkpoint task.
 async fn open(settings: &StorageSettings) -> Result<SqlStore<Sqlite>, StoreError> {
     let url = settings.url.expose();
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or(path);
-    if let Some(dir) = std::path::Path::new(path).parent()
+    if let Some(dir) = settings
+        .url
+        .sqlite_path()
+        .and_then(|p| std::path::Path::new(p).parent())
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
