@@ -26,8 +26,9 @@ fn chat_load_bin() -> PathBuf {
     let bin = profile_dir.join(format!("chat-load{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
-        "{} is missing: build it first with `cargo build -p chat-load` (with the same \
-         profile as these tests; ./scripts/test does), or name a binary in {BIN_VAR}",
+        "{} is missing: run the tests with `cargo test --workspace` (which \
+         builds it for chat-load's own tests; ./scripts/test does), build it with `cargo build \
+         -p chat-load` in the same profile, or name a binary in {BIN_VAR}",
         bin.display()
     );
     bin
