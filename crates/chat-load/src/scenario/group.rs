@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use super::{cpu_watch, create_group, fit, send_phase};
+use super::{add_group, fit, open_all, round_robin};
 use crate::cli::GroupArgs;
 use crate::context::Ctx;
 use crate::fleet::Fleet;
-use crate::ledger::{Conversation, Ledger};
-use crate::protocol::Destination;
+use crate::ledger::Ledger;
 use crate::report::Outcome;
 
 /// Runs the scenario.
@@ -39,40 +38,13 @@ async fn run_with(
     let fleet = Fleet::new(ctx.clone(), groups * size);
     let mut ledger = Ledger::default();
     for g in 0..groups {
-        let members: Vec<u32> = (g * size..(g + 1) * size).collect();
-        let ids: Vec<i64> = members
-            .iter()
-            .map(|&m| fleet.users[m as usize].id)
-            .collect();
-        let id = create_group(ctx, ids[0], &ids[1..]).await?;
-        for &sender in &members[..senders as usize] {
-            let recipients: Vec<u32> = members.iter().copied().filter(|&m| m != sender).collect();
-            ledger.add(
-                sender,
-                &Destination::Group(id.clone()),
-                Arc::from(recipients),
-                Conversation::Group(g),
-                &ctx.content,
-                &ctx.tag,
-            );
-        }
+        add_group(ctx, &fleet, &mut ledger, (g, size, senders)).await?;
     }
     let streams = ledger.streams.len() as u32;
     ctx.set_ledger(ledger);
 
-    let opened = fleet.open(fleet.all(), 3).await;
-    fleet.start_reconnecting();
-    let cpu = cpu_watch(ctx);
-    let mut next = 0u32;
-    let send_s = send_phase(&fleet, args.rate, args.duration, || {
-        next = (next + 1) % streams.max(1);
-        next
-    })
-    .await;
-    let audit = fleet.drain().await;
-    let cpu = cpu.finish();
-    fleet.mark_read().await;
-    fleet.close().await;
+    let opened = open_all(ctx, &fleet, &[]).await?;
+    let (send_s, audit, cpu) = round_robin(ctx, &fleet, streams, (args.rate, args.duration)).await;
     Ok(Outcome {
         users: u64::from(groups * size),
         wanted: u64::from(args.groups) * u64::from(args.members),

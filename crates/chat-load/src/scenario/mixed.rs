@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{cpu_watch, create_group, fit, send_phase, setup_pairs};
-use crate::cli::{MixedArgs, PairSetup};
+use super::{add_group, cpu_watch, fit, open_all, send_phase};
+use crate::cli::MixedArgs;
 use crate::context::Ctx;
 use crate::fleet::Fleet;
 use crate::ledger::{Conversation, Ledger};
@@ -42,34 +42,11 @@ pub async fn run(ctx: &Arc<Ctx>, args: &MixedArgs, room: u64) -> Result<Outcome,
     }
     let mut group = Vec::new();
     for g in 0..groups {
-        let members: Vec<u32> = (g * size..(g + 1) * size).collect();
-        let ids: Vec<i64> = members
-            .iter()
-            .map(|&m| fleet.users[m as usize].id)
-            .collect();
-        let id = create_group(ctx, ids[0], &ids[1..]).await?;
-        for &sender in &members {
-            let recipients: Vec<u32> = members.iter().copied().filter(|&m| m != sender).collect();
-            group.push(ledger.add(
-                sender,
-                &Destination::Group(id.clone()),
-                Arc::from(recipients),
-                Conversation::Group(g),
-                &ctx.content,
-                &ctx.tag,
-            ));
-        }
+        group.extend(add_group(ctx, &fleet, &mut ledger, (g, size, size)).await?);
     }
     ctx.set_ledger(ledger);
 
-    if ctx.opts.pair_setup == PairSetup::Follow {
-        setup_pairs(&fleet, &pairs, PairSetup::Follow).await?;
-    }
-    let opened = fleet.open(fleet.all(), 3).await;
-    fleet.start_reconnecting();
-    if ctx.opts.pair_setup == PairSetup::Exchange {
-        setup_pairs(&fleet, &pairs, PairSetup::Exchange).await?;
-    }
+    let opened = open_all(ctx, &fleet, &pairs).await?;
 
     let cpu = cpu_watch(ctx);
     let stop_churn = CancellationToken::new();

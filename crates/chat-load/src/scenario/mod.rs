@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use crate::cli::{PairSetup, Scenario};
 use crate::context::Ctx;
 use crate::fdlimit::FdLimit;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Opened};
 use crate::http::Http;
+use crate::ledger::{Audit, Conversation, Ledger};
 use crate::pacer::Pacer;
-use crate::procs::{CpuWatch, rss_kib, watched};
-use crate::protocol::setup_frame;
+use crate::procs::{CpuReport, CpuWatch, rss_kib, watched};
+use crate::protocol::{Destination, setup_frame};
 use crate::report::{Outcome, ServerMemory};
 
 /// How long the setup phase waits for its messages to be acknowledged.
@@ -163,6 +164,72 @@ async fn exchange(fleet: &Fleet, pairs: &[(u32, u32)]) -> Result<(), String> {
 
 /// Sends at `rate` for `duration`, each event on the stream `pick` names; the seconds it
 /// took.
+/// Opens every connection and starts bringing dropped ones back; the pairs are set up as
+/// `--pair-setup` says, before the connections open (follows) or after (an exchange).
+async fn open_all(ctx: &Ctx, fleet: &Fleet, pairs: &[(u32, u32)]) -> Result<Opened, String> {
+    if ctx.opts.pair_setup == PairSetup::Follow {
+        setup_pairs(fleet, pairs, PairSetup::Follow).await?;
+    }
+    let opened = fleet.open(fleet.all(), 3).await;
+    fleet.start_reconnecting();
+    if ctx.opts.pair_setup == PairSetup::Exchange {
+        setup_pairs(fleet, pairs, PairSetup::Exchange).await?;
+    }
+    Ok(opened)
+}
+
+/// Creates group `g` of users `g * size .. (g + 1) * size` (the first owns it) and adds a
+/// stream to the ledger for each of its first `senders` members; the streams' indexes.
+async fn add_group(
+    ctx: &Ctx,
+    fleet: &Fleet,
+    ledger: &mut Ledger,
+    (g, size, senders): (u32, u32, u32),
+) -> Result<Vec<u32>, String> {
+    let members: Vec<u32> = (g * size..(g + 1) * size).collect();
+    let ids: Vec<i64> = members
+        .iter()
+        .map(|&m| fleet.users[m as usize].id)
+        .collect();
+    let id = create_group(ctx, ids[0], &ids[1..]).await?;
+    let mut streams = Vec::with_capacity(senders as usize);
+    for &sender in &members[..senders.min(size) as usize] {
+        let recipients: Vec<u32> = members.iter().copied().filter(|&m| m != sender).collect();
+        streams.push(ledger.add(
+            sender,
+            &Destination::Group(id.clone()),
+            Arc::from(recipients),
+            Conversation::Group(g),
+            &ctx.content,
+            &ctx.tag,
+        ));
+    }
+    Ok(streams)
+}
+
+/// The measured part of a scenario that sends to every stream in turn: sends at `rate`
+/// for `duration`, waits for what is owed, then marks it read and closes. The send
+/// window's length, the audit and the CPU used.
+async fn round_robin(
+    ctx: &Ctx,
+    fleet: &Fleet,
+    streams: u32,
+    (rate, duration): (f64, Duration),
+) -> (f64, Audit, CpuReport) {
+    let cpu = cpu_watch(ctx);
+    let mut next = 0u32;
+    let send_s = send_phase(fleet, rate, duration, || {
+        next = (next + 1) % streams.max(1);
+        next
+    })
+    .await;
+    let audit = fleet.drain().await;
+    let cpu = cpu.finish();
+    fleet.mark_read().await;
+    fleet.close().await;
+    (send_s, audit, cpu)
+}
+
 async fn send_phase(
     fleet: &Fleet,
     rate: f64,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{cpu_watch, fit, send_phase, setup_pairs};
-use crate::cli::{PairSetup, PrivateArgs};
+use super::{fit, open_all, round_robin};
+use crate::cli::PrivateArgs;
 use crate::context::Ctx;
 use crate::fleet::Fleet;
 use crate::ledger::{Conversation, Ledger};
@@ -32,26 +32,8 @@ pub async fn run(ctx: &Arc<Ctx>, args: &PrivateArgs, room: u64) -> Result<Outcom
     let streams = ledger.streams.len() as u32;
     ctx.set_ledger(ledger);
 
-    if ctx.opts.pair_setup == PairSetup::Follow {
-        setup_pairs(&fleet, &pair_list, PairSetup::Follow).await?;
-    }
-    let opened = fleet.open(fleet.all(), 3).await;
-    fleet.start_reconnecting();
-    if ctx.opts.pair_setup == PairSetup::Exchange {
-        setup_pairs(&fleet, &pair_list, PairSetup::Exchange).await?;
-    }
-
-    let cpu = cpu_watch(ctx);
-    let mut next = 0u32;
-    let send_s = send_phase(&fleet, args.rate, args.duration, || {
-        next = (next + 1) % streams.max(1);
-        next
-    })
-    .await;
-    let audit = fleet.drain().await;
-    let cpu = cpu.finish();
-    fleet.mark_read().await;
-    fleet.close().await;
+    let opened = open_all(ctx, &fleet, &pair_list).await?;
+    let (send_s, audit, cpu) = round_robin(ctx, &fleet, streams, (args.rate, args.duration)).await;
     Ok(Outcome {
         users: u64::from(pairs) * 2,
         wanted: 2 * u64::from(args.pairs),
