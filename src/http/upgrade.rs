@@ -25,7 +25,7 @@ pub async fn ws_handler(
         state.metrics.handshakes_refused.inc();
         return refusal.into_response();
     }
-    let (user, source) = match authenticate(&state, headers, uri.query()) {
+    let (user, _source) = match authenticate(&state, headers, uri.query()) {
         Ok(found) => found,
         Err(e) => {
             state.metrics.handshakes_refused.inc();
@@ -34,9 +34,11 @@ pub async fn ws_handler(
     };
     let accept = match accept_key(request.method(), headers) {
         Ok(accept) => accept,
-        Err(problem) => return ApiError::Upgrade(problem.into()).into_response(),
+        Err(refusal) => return refusal.into_response(),
     };
-    let chat_protocol = source == Some(TokenSource::Subprotocol) || offers_chat_protocol(headers);
+    // Only a subprotocol the client offered may be named (RFC 6455 4.2.2): a client that
+    // offers `bearer.<JWT>` alone gets no Sec-WebSocket-Protocol (the token is never echoed).
+    let chat_protocol = offers_chat_protocol(headers);
     let Some(on_upgrade) = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>()
@@ -66,11 +68,44 @@ pub async fn ws_handler(
     response
 }
 
+/// Why a request is not a handshake this server accepts (RFC 6455 section 4.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Not a WebSocket upgrade at all: 426.
+    NotUpgrade(&'static str),
+    /// `Sec-WebSocket-Version` missing or not 13: 426 with `Sec-WebSocket-Version: 13`, the
+    /// version this server speaks (section 4.4).
+    Version,
+    /// An upgrade the RFC calls malformed: 400.
+    Malformed(&'static str),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::NotUpgrade(problem) => ApiError::Upgrade(problem.into()).into_response(),
+            Refusal::Version => {
+                let problem = "the Sec-WebSocket-Version header must be 13";
+                let mut response = ApiError::Upgrade(problem.into()).into_response();
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+                response
+            }
+            Refusal::Malformed(problem) => {
+                ApiError::BadRequest(format!("malformed WebSocket handshake: {problem}"))
+                    .into_response()
+            }
+        }
+    }
+}
+
 /// Checks that the request is a WebSocket handshake; the `Sec-WebSocket-Accept` answer, or
-/// what is wrong with it.
-fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, &'static str> {
+/// why it is refused.
+fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, Refusal> {
     if method != Method::GET {
-        return Err("the handshake must be a GET request");
+        return Err(Refusal::NotUpgrade("the handshake must be a GET request"));
     }
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
@@ -81,22 +116,43 @@ fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, &'sta
         })
     };
     if !has(header::CONNECTION, "upgrade") {
-        return Err("the Connection header must include 'upgrade'");
+        return Err(Refusal::NotUpgrade(
+            "the Connection header must include 'upgrade'",
+        ));
     }
     if !has(header::UPGRADE, "websocket") {
-        return Err("the Upgrade header must be 'websocket'");
+        return Err(Refusal::NotUpgrade(
+            "the Upgrade header must be 'websocket'",
+        ));
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v.as_bytes() != b"13")
-    {
-        return Err("the Sec-WebSocket-Version header must be 13");
+    if headers.get(header::HOST).is_none() {
+        return Err(Refusal::Malformed("the Host header is missing"));
     }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return Err("the Sec-WebSocket-Key header is missing");
+    let versions = headers.get_all(header::SEC_WEBSOCKET_VERSION);
+    if versions.iter().count() != 1 || versions.iter().any(|v| v.as_bytes() != b"13") {
+        return Err(Refusal::Version);
+    }
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let (Some(key), None) = (keys.next(), keys.next()) else {
+        return Err(Refusal::Malformed(
+            "there must be exactly one Sec-WebSocket-Key header",
+        ));
     };
+    if !is_nonce(key.as_bytes()) {
+        return Err(Refusal::Malformed(
+            "the Sec-WebSocket-Key header must be the base64 of 16 bytes",
+        ));
+    }
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    HeaderValue::from_str(&accept).map_err(|_| "the Sec-WebSocket-Key header is malformed")
+    HeaderValue::from_str(&accept).map_err(|_| Refusal::Malformed("bad Sec-WebSocket-Key"))
+}
+
+/// Whether a `Sec-WebSocket-Key` is what the RFC asks: 16 bytes, base64-encoded.
+fn is_nonce(key: &[u8]) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .is_ok_and(|nonce| nonce.len() == 16)
 }
 
 fn offers_chat_protocol(headers: &HeaderMap) -> bool {
@@ -151,4 +207,78 @@ fn check_origin(
         StatusCode::FORBIDDEN,
         axum::Json(serde_json::json!({"error": "origin not allowed", "code": 403})),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake(extra: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("chat.example"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        for (name, value) in extra {
+            headers.insert(name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_rfc_example_is_accepted() {
+        // RFC 6455 section 1.3: this key's answer is s3pPLMBiTxaQ9kYGzzhZRbK+xOo=.
+        let accept = accept_key(&Method::GET, &handshake(&[])).unwrap();
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn keys_must_be_16_bytes_of_base64() {
+        for key in [
+            "",
+            "abc",
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZQ==x",
+            "AAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            let headers = handshake(&[(header::SEC_WEBSOCKET_KEY, key)]);
+            assert!(
+                matches!(
+                    accept_key(&Method::GET, &headers),
+                    Err(Refusal::Malformed(_))
+                ),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_host_is_malformed_and_a_wrong_version_names_13() {
+        let mut headers = handshake(&[]);
+        headers.remove(header::HOST);
+        assert!(matches!(
+            accept_key(&Method::GET, &headers),
+            Err(Refusal::Malformed(_))
+        ));
+        let headers = handshake(&[(header::SEC_WEBSOCKET_VERSION, "8")]);
+        assert_eq!(accept_key(&Method::GET, &headers), Err(Refusal::Version));
+        let mut headers = handshake(&[]);
+        headers.remove(header::SEC_WEBSOCKET_VERSION);
+        let response = accept_key(&Method::GET, &headers)
+            .unwrap_err()
+            .into_response();
+        assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(response.headers()[header::SEC_WEBSOCKET_VERSION], "13");
+        assert!(matches!(
+            accept_key(&Method::POST, &handshake(&[])),
+            Err(Refusal::NotUpgrade(_))
+        ));
+    }
 }

@@ -24,6 +24,7 @@ mod protocol_errors;
 mod receipts;
 mod rest_groups;
 mod rest_social;
+mod rfc_handshake;
 mod storage_failure;
 mod store_contract;
 mod stranger;
