@@ -44,7 +44,7 @@ impl CloseReason {
             CloseReason::Draining => "server shutting down; reconnect",
             CloseReason::Idle => "idle timeout",
             CloseReason::TooBig => "frame larger than server.max_frame_bytes",
-            CloseReason::BadData => "text frame is not valid UTF-8",
+            CloseReason::BadData => "text is not valid UTF-8 (a text message or a close reason)",
             CloseReason::Protocol(rule) => rule,
             CloseReason::Ended => "",
         }

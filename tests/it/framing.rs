@@ -153,6 +153,18 @@ async fn unknown_opcode_closes_with_1002() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_code_that_may_not_travel_closes_with_1002() {
+    for code in [999u16, 1005, 1006, 1016, 5000] {
+        assert_closed_with(0x88, &code.to_be_bytes(), 1002, "close code").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_reason_that_is_not_utf8_closes_with_1007() {
+    assert_closed_with(0x88, &[0x03, 0xE8, 0xFF, 0xFE], 1007, "UTF-8").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continuation_without_a_message_closes_with_1002() {
     assert_closed_with(0x80, b"{}", 1002, "continuation").await;
 }

@@ -53,16 +53,35 @@ pub fn check(head: &Head, partial: Option<u64>, max_message: usize) -> Result<()
     Ok(())
 }
 
-/// The code a close frame's payload carries, if any: the payload is empty or starts with a
-/// 2-byte code.
+/// The code a close frame's payload carries, if any: the payload is empty, or a 2-byte
+/// code that may travel on the wire followed by a UTF-8 reason (RFC 6455 sections 5.5.1
+/// and 7.4).
 pub fn close_code(payload: &[u8]) -> Result<Option<u16>, FrameError> {
     match payload {
         [] => Ok(None),
         [_] => Err(FrameError::Protocol(
             "a close frame's payload is empty or starts with a 2-byte code",
         )),
-        [hi, lo, ..] => Ok(Some(u16::from_be_bytes([*hi, *lo]))),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !sendable(code) {
+                return Err(FrameError::Protocol(
+                    "a close code must be 1000-1003, 1007-1014 or 3000-4999",
+                ));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(FrameError::BadUtf8);
+            }
+            Ok(Some(code))
+        }
     }
+}
+
+/// Whether a close code may be sent in a close frame: the RFC's own codes but those reserved
+/// for reporting (1004, 1005, 1006, 1015), the ones registered with IANA since (1012-1014),
+/// and the ranges for libraries and applications (3000-4999).
+fn sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 #[cfg(test)]
@@ -132,5 +151,33 @@ mod tests {
         assert_eq!(close_code(&[0x03, 0xF4]), Ok(Some(1012)));
         assert_eq!(close_code(&[0x03, 0xE8, b'o', b'k']), Ok(Some(1000)));
         assert!(matches!(close_code(&[3]), Err(FrameError::Protocol(_))));
+    }
+
+    #[test]
+    fn close_codes_that_may_not_travel_are_refused() {
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+        ] {
+            let payload = code.to_be_bytes();
+            assert!(
+                matches!(close_code(&payload), Err(FrameError::Protocol(_))),
+                "{code}"
+            );
+        }
+        for code in [
+            1000u16, 1001, 1003, 1007, 1011, 1012, 1014, 3000, 4000, 4999,
+        ] {
+            assert_eq!(close_code(&code.to_be_bytes()), Ok(Some(code)));
+        }
+    }
+
+    #[test]
+    fn a_close_reason_must_be_utf8() {
+        assert_eq!(close_code(&[0x03, 0xE8, 0xC3, 0xA9]), Ok(Some(1000)));
+        assert_eq!(close_code(&[0x03, 0xE8, 0xC3]), Err(FrameError::BadUtf8));
+        assert_eq!(
+            close_code(&[0x03, 0xE8, 0xFF, b'x']),
+            Err(FrameError::BadUtf8)
+        );
     }
 }
