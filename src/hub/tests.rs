@@ -168,7 +168,9 @@ async fn a_group_is_held_while_any_member_is_here() {
     );
 }
 
-#[tokio::test]
+/// Paused time: the linger runs on tokio's clock, which advances only when every task
+/// waits, so each step below happens at an exact instant.
+#[tokio::test(start_paused = true)]
 async fn group_release_waits_for_the_linger() {
     let linger = Duration::from_millis(100);
     let (hub, bus) = hub(linger, 0);
@@ -185,15 +187,19 @@ async fn group_release_waits_for_the_linger() {
         "the group's topic lingers"
     );
 
-    // A member back within the linger finds the topic still held.
+    // A member back within the linger finds the topic still held, also after the first
+    // linger ran out.
     hub.register(2, 20, outbox());
     hub.add_groups(2, ["g".into()]);
-    tokio::time::sleep(linger * 3).await;
+    tokio::time::sleep(linger * 2).await;
     assert_eq!(bus.take(), [Call::Subscribe(user(2))]);
 
+    // The last member gone: held for the linger, released after it.
     hub.unregister(2, 20);
     assert_eq!(bus.take(), [Call::Unsubscribe(user(2))]);
-    tokio::time::sleep(linger * 3).await;
+    tokio::time::sleep(linger / 2).await;
+    assert_eq!(bus.take(), [], "still within the linger");
+    tokio::time::sleep(linger).await;
     assert_eq!(bus.take(), [Call::Unsubscribe(group("g"))]);
 }
 
@@ -296,7 +302,15 @@ async fn the_sweep_visits_one_slice() {
         (1, 1, 0),
         "pinged"
     );
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Silence is counted in whole milliseconds of the wall clock: wait until one has passed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while in_slice.silent_for() == 0 || also.silent_for() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock did not move"
+        );
+        tokio::task::yield_now().await;
+    }
     hub.sweep(1, Duration::ZERO, super::STUCK_WRITE);
     assert!(in_slice.is_stopped() && also.is_stopped(), "silent: closed");
     assert!(!elsewhere.is_stopped());
@@ -314,7 +328,9 @@ async fn alone_with_a_user_no_echo() {
     assert!(hub.needs_echo(2, 20), "a user not here: copy");
 }
 
-#[tokio::test]
+/// Paused time: the answer comes 20 ms into the wait, so an announce that ends at 20 ms
+/// ended on the answer, not on `PRESENCE_WAIT`.
+#[tokio::test(start_paused = true)]
 async fn another_node_answering_makes_the_user_shared() {
     let (hub, _bus) = hub(Duration::ZERO, 1);
     let first = hub.register(1, 10, outbox());
@@ -332,7 +348,11 @@ async fn another_node_answering_makes_the_user_shared() {
     };
     let started = tokio::time::Instant::now();
     tokio::join!(hub.announce(1, first), answer);
-    assert!(started.elapsed() < super::presence::PRESENCE_WAIT);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(20) && waited < super::presence::PRESENCE_WAIT,
+        "{waited:?}"
+    );
     assert!(hub.needs_echo(1, 10), "the other node holds a device");
 }
 
