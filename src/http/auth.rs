@@ -15,43 +15,26 @@ pub const SUBPROTOCOL: &str = "chat.v1";
 /// Prefix of the subprotocol that carries a token.
 pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 
-/// Where a handshake carried its token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenSource {
-    /// `Authorization: Bearer <JWT>`.
-    Header,
-    /// A `bearer.<JWT>` entry of `Sec-WebSocket-Protocol`.
-    Subprotocol,
-    /// `?token=<JWT>`.
-    Query,
-}
-
 /// The token of a request: `Authorization: Bearer`, then a `bearer.<JWT>` subprotocol, then
 /// `?token=`. An `Authorization` header that is present but not a bearer token is malformed.
-pub fn token_from(
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<Option<(String, TokenSource)>, AuthError> {
+pub fn token_from(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, AuthError> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| AuthError::Malformed)?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or(AuthError::Malformed)?;
-        return Ok(Some((token.trim().to_string(), TokenSource::Header)));
+        return Ok(Some(token.trim().to_string()));
     }
     for value in headers.get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL) {
         let Ok(value) = value.to_str() else { continue };
         for proto in value.split(',').map(str::trim) {
             if let Some(token) = proto.strip_prefix(BEARER_PROTOCOL_PREFIX) {
-                return Ok(Some((token.to_string(), TokenSource::Subprotocol)));
+                return Ok(Some(token.to_string()));
             }
         }
     }
-    if let Some(token) = query_param(query, "token") {
-        return Ok(Some((token, TokenSource::Query)));
-    }
-    Ok(None)
+    Ok(query_param(query, "token"))
 }
 
 /// One query parameter, percent-decoded.
@@ -89,14 +72,9 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (token, _) = token_from(&parts.headers, parts.uri.query())
-            .map_err(ApiError::Unauthorized)?
-            .ok_or(ApiError::Unauthorized(AuthError::Missing))?;
-        state
-            .auth
-            .verify(&token)
-            .map(AuthUser)
-            .map_err(ApiError::Unauthorized)
+        <AuthUser as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await?
+            .ok_or(ApiError::Unauthorized(AuthError::Missing))
     }
 }
 
@@ -109,7 +87,7 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
     ) -> Result<Option<Self>, ApiError> {
         match token_from(&parts.headers, parts.uri.query()).map_err(ApiError::Unauthorized)? {
             None => Ok(None),
-            Some((token, _)) => state
+            Some(token) => state
                 .auth
                 .verify(&token)
                 .map(|u| Some(AuthUser(u)))
@@ -128,26 +106,17 @@ mod tests {
     fn header_then_subprotocol_then_query() {
         let mut headers = HeaderMap::new();
         let query = Some("x=1&token=from%2Equery");
-        assert_eq!(
-            token_from(&headers, query),
-            Ok(Some(("from.query".into(), TokenSource::Query)))
-        );
+        assert_eq!(token_from(&headers, query), Ok(Some("from.query".into())));
         headers.insert(
             SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static("chat.v1, bearer.from.proto"),
         );
-        assert_eq!(
-            token_from(&headers, query),
-            Ok(Some(("from.proto".into(), TokenSource::Subprotocol)))
-        );
+        assert_eq!(token_from(&headers, query), Ok(Some("from.proto".into())));
         headers.insert(
             AUTHORIZATION,
             HeaderValue::from_static("Bearer from.header "),
         );
-        assert_eq!(
-            token_from(&headers, query),
-            Ok(Some(("from.header".into(), TokenSource::Header)))
-        );
+        assert_eq!(token_from(&headers, query), Ok(Some("from.header".into())));
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic dXNlcg=="));
         assert_eq!(token_from(&headers, query), Err(AuthError::Malformed));
         assert_eq!(token_from(&HeaderMap::new(), None), Ok(None));

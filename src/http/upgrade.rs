@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
 use super::ApiError;
-use super::auth::{SUBPROTOCOL, TokenSource, query_param, token_from};
+use super::auth::{SUBPROTOCOL, query_param, token_from};
 use crate::auth::AuthError;
 use crate::ids::UserId;
 use crate::state::AppState;
@@ -25,7 +25,7 @@ pub async fn ws_handler(
         state.metrics.handshakes_refused.inc();
         return refusal.into_response();
     }
-    let (user, _source) = match authenticate(&state, headers, uri.query()) {
+    let user = match authenticate(&state, headers, uri.query()) {
         Ok(found) => found,
         Err(e) => {
             state.metrics.handshakes_refused.inc();
@@ -169,15 +169,15 @@ fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<(UserId, Option<TokenSource>), AuthError> {
-    if let Some((token, source)) = token_from(headers, query)? {
-        return state.auth.verify(&token).map(|u| (u, Some(source)));
+) -> Result<UserId, AuthError> {
+    if let Some(token) = token_from(headers, query)? {
+        return state.auth.verify(&token);
     }
     if state.settings.auth.insecure_myid
         && let Some(myid) = query_param(query, "myid")
     {
         return match myid.parse::<i64>() {
-            Ok(id) if id > 0 => Ok((id, None)),
+            Ok(id) if id > 0 => Ok(id),
             _ => Err(AuthError::BadSubject),
         };
     }
