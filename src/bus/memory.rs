@@ -31,12 +31,18 @@ impl Bus for MemoryBus {
     }
 
     async fn publish(&self, topic: &Topic, payload: Bytes) -> Result<(), BusError> {
-        if self.subscribed.read().contains(topic)
-            && let Some(inbound) = self.inbound.get()
-        {
+        self.publish_counted(topic, payload).await.map(|_| ())
+    }
+
+    /// One look at the topic set answers both: delivered here, and held by this node.
+    async fn publish_counted(&self, topic: &Topic, payload: Bytes) -> Result<usize, BusError> {
+        if !self.subscribed.read().contains(topic) {
+            return Ok(0);
+        }
+        if let Some(inbound) = self.inbound.get() {
             inbound.deliver(topic.clone(), payload);
         }
-        Ok(())
+        Ok(1)
     }
 
     async fn holders(&self, topic: &Topic) -> Result<usize, BusError> {
