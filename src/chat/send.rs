@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::Session;
-use crate::bus::{Envelope, Topic};
+use crate::bus::{BusError, Envelope, Topic};
 use crate::ids::{GroupId, UserId};
 use crate::limiter::Verdict;
 use crate::message::{Message, Target};
@@ -206,7 +206,7 @@ impl Session {
             let to_me = Topic::User(self.user);
             tokio::join!(
                 self.publish(&to_recipient, Envelope::deliver(None, &frame)),
-                self.publish(&to_me, Envelope::deliver(Some(self.conn), &frame)),
+                self.publish_copy(&to_me, Envelope::deliver(Some(self.conn), &frame)),
             )
             .0
         } else {
@@ -232,17 +232,22 @@ impl Session {
     }
 
     /// Publishes, counting failures: how many nodes received it, `None` when the bus failed
-    /// (the message is stored and reaches the recipient on their next sync). The only call
-    /// to the bus here; `publish_private` and `publish_group` read its count.
+    /// (the message is stored and reaches the recipient on their next sync).
+    /// `publish_private` and `publish_group` read its count.
     async fn publish(&self, topic: &Topic, envelope: Bytes) -> Option<usize> {
-        match self.state.bus.publish_counted(topic, envelope).await {
-            Ok(n) => Some(n),
-            Err(e) => {
-                self.state.metrics.bus_errors.inc();
-                tracing::warn!(error = %e, "publish failed; recipients get the message on sync");
-                None
-            }
-        }
+        let published = self.state.bus.publish_counted(topic, envelope).await;
+        published.map_err(|e| self.bus_failed(e)).ok()
+    }
+
+    /// Publishes a copy whose reach nobody reads (the sender's other devices).
+    async fn publish_copy(&self, topic: &Topic, envelope: Bytes) {
+        let published = self.state.bus.publish(topic, envelope).await;
+        let _ = published.map_err(|e| self.bus_failed(e));
+    }
+
+    fn bus_failed(&self, e: BusError) {
+        self.state.metrics.bus_errors.inc();
+        tracing::warn!(error = %e, "publish failed; recipients get the message on sync");
     }
 
     /// Takes back a counted message that was not stored after all.
