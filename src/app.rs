@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
 use crate::auth::Authenticator;
 use crate::hub::Hub;
 use crate::limiter::Answered;
@@ -79,6 +80,7 @@ impl Application {
             limiter,
             answered: Answered::default(),
             metrics,
+            admission: Admission::new(&settings.server, crate::fdlimit::soft()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             settings,
@@ -106,7 +108,6 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let router = crate::http::router(state.clone());
-        let draining = state.shutdown.clone();
         let on_signal = state.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -120,12 +121,7 @@ impl Application {
             server.idle_timeout,
             state.shutdown.clone(),
         ));
-        let listener = crate::ws::socket::SharedListener(self.listener);
-        let service = router.into_make_service_with_connect_info::<crate::ws::socket::Socket>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move { draining.cancelled().await })
-            .await
-            .context("serving")?;
+        crate::http::serve(self.listener, router, state.clone()).await;
         state.hub.close_all(CloseReason::Draining);
         state.tracker.close();
         if tokio::time::timeout(state.settings.server.shutdown_grace, state.tracker.wait())

@@ -13,6 +13,13 @@ pub struct Raised {
     pub hard: u64,
 }
 
+/// The soft limit now (1,024 when it cannot be read).
+pub fn soft() -> u64 {
+    rlimit::Resource::NOFILE
+        .get()
+        .map_or(1024, |(soft, _)| soft)
+}
+
 /// Raises the soft RLIMIT_NOFILE to the hard limit; on failure keeps what there is (and
 /// assumes 1,024 when even reading the limit fails).
 pub fn raise() -> Raised {

@@ -4,6 +4,7 @@
 //! process, or Redis pub/sub between nodes); messages, read state, groups and follows live
 //! in the `store` (SQLite or MySQL). docs/architecture.md draws the path of one message.
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod bus;

@@ -47,6 +47,44 @@ pub struct Metrics {
     pub store_errors: Counter,
     /// Publishes that failed.
     pub bus_errors: Counter,
+    /// What the edge refused or cut short, by reason (`chat_edge_refusals_total{reason}`).
+    pub edge: EdgeRefusals,
+}
+
+/// Each limit of the public edge, counted when it refuses or closes something.
+#[derive(Default)]
+pub struct EdgeRefusals {
+    /// A TCP connection that did not send a complete request head in time.
+    pub handshake_timeout: Counter,
+    /// A request head over `server.max_header_bytes` (431).
+    pub headers_too_large: Counter,
+    /// A new TCP connection while `server.max_handshakes` were in progress (503).
+    pub handshakes_full: Counter,
+    /// A handshake while the node held `server.max_connections` (503).
+    pub node_full: Counter,
+    /// A handshake from an address at `server.max_connections_per_ip` (503).
+    pub address_full: Counter,
+    /// A frame over the connection's rate (4290).
+    pub frame_rate: Counter,
+    /// A connection closed for sending over its rate for too long (1008).
+    pub frame_rate_close: Counter,
+    /// A fragmented message not completed within `server.fragment_timeout` (1008).
+    pub fragment_timeout: Counter,
+}
+
+impl EdgeRefusals {
+    fn each(&self) -> [(&'static str, &Counter); 8] {
+        [
+            ("handshake_timeout", &self.handshake_timeout),
+            ("headers_too_large", &self.headers_too_large),
+            ("handshakes_full", &self.handshakes_full),
+            ("node_full", &self.node_full),
+            ("address_full", &self.address_full),
+            ("frame_rate", &self.frame_rate),
+            ("frame_rate_close", &self.frame_rate_close),
+            ("fragment_timeout", &self.fragment_timeout),
+        ]
+    }
 }
 
 impl Metrics {
@@ -104,6 +142,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP chat_edge_refusals_total Connections, handshakes and frames the edge refused or cut short, by limit\n# TYPE chat_edge_refusals_total counter"
+        );
+        for (reason, counter) in self.edge.each() {
+            let _ = writeln!(
+                out,
+                "chat_edge_refusals_total{{reason=\"{reason}\"}} {}",
                 counter.get()
             );
         }

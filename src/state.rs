@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
 use crate::auth::Authenticator;
 use crate::bus::Bus;
 use crate::hub::Hub;
@@ -32,6 +33,8 @@ pub struct Shared {
     /// Pairs known to be past the stranger limit for good: no counter round trip for them.
     pub answered: Answered,
     pub metrics: Arc<Metrics>,
+    /// The admission limits: handshakes, connections, connections per address.
+    pub admission: Arc<Admission>,
     /// Cancelled when the node starts draining: connections close with 1012.
     pub shutdown: CancellationToken,
     /// Counts live connections, so a drain can wait for them.

@@ -14,8 +14,14 @@ use crate::state::AppState;
 use crate::ws::close::CloseReason;
 use crate::ws::frame::{FrameError, FrameReader, Incoming, ReadError};
 use crate::ws::outbox::Outbox;
+use crate::ws::rate::{FrameRate, Verdict};
 
-/// How long a connection closed for a too-large frame waits for the client's close frame.
+/// How long a closing connection's writer may take to write what is queued and the
+/// closing frames.
+const CLOSE_WRITE: Duration = Duration::from_secs(5);
+
+/// How long a connection the server closed waits for the client's close frame before it
+/// closes TCP.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded, authenticated socket until it ends. `io` is the upgraded connection
@@ -59,81 +65,149 @@ pub async fn run<Io: AsyncRead + Unpin>(
     });
     let session = Session::new(state.clone(), user, conn, outbox.clone());
     let server = &state.settings.server;
-    let mut reader = FrameReader::new(server.read_buffer_bytes, server.max_frame_bytes);
-    read_loop(&mut io, &socket, &mut reader, &session, &outbox).await;
+    let mut reader = FrameReader::new(server.read_buffer_bytes, server.max_frame_bytes)
+        .with_stall_limit(server.fragment_timeout);
+    let limits = &state.settings.limits;
+    let rate = FrameRate::new(
+        limits.frames_per_second,
+        limits.frame_burst,
+        limits.frame_strikes,
+    );
+    let ended = read_loop(&mut io, &socket, &mut reader, &session, &outbox, &rate).await;
 
     state.hub.unregister(user, conn);
     outbox.close(CloseReason::Ended);
-    let _ = writer.await;
+    // The writer finishes what is queued and the closing frames, but no longer than
+    // CLOSE_WRITE: a client that does not read (its socket full) must not hold the
+    // connection open, and the sweeper no longer watches an unregistered connection.
+    let mut writer = writer;
+    if tokio::time::timeout(CLOSE_WRITE, &mut writer)
+        .await
+        .is_err()
+    {
+        outbox.abort();
+        let _ = writer.await;
+    }
+    if ended == Ended::ByServer {
+        Box::pin(linger(&mut io, &socket, reader, server)).await;
+    }
+    // Closes TCP now, whoever else still holds the socket (a delivery in flight).
+    let _ = socket2::SockRef::from(&*socket).shutdown(std::net::Shutdown::Both);
     state.metrics.connections_closed.inc();
     tracing::debug!(user, conn, "disconnected");
 }
 
-/// Hands each client frame to the session, in order, until the client closes, the
-/// connection fails or the outbox stops it.
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The client closed or went away: nothing more to read.
+    ByClient,
+    /// The server closed (an error in the client's frames, a limit, a drain, a slow
+    /// reader): the client's close frame is still to come.
+    ByServer,
+}
+
+/// Hands each client frame within the connection's rate to the session, in order, until
+/// the client closes, the connection fails or the server closes it.
 async fn read_loop<Io: AsyncRead + Unpin>(
     io: &mut Io,
     socket: &TcpStream,
     reader: &mut FrameReader,
     session: &Session,
     outbox: &Outbox,
-) {
+    rate: &FrameRate,
+) -> Ended {
+    let metrics = &session.state.metrics.edge;
     loop {
         let next = tokio::select! {
             next = reader.next(io, socket) => next,
-            _ = outbox.stopped() => return,
+            _ = outbox.stopped() => return Ended::ByServer,
         };
         outbox.touch();
-        match next {
+        if matches!(
+            next,
+            Ok(Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_) | Incoming::Pong)
+        ) {
+            match rate.check() {
+                Verdict::Take => {}
+                Verdict::Refuse(wait) => {
+                    metrics.frame_rate.inc();
+                    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                    outbox.answer(server::rate_limited(wait_ms));
+                    continue;
+                }
+                Verdict::Close => {
+                    metrics.frame_rate_close.inc();
+                    outbox.close(CloseReason::Policy(
+                        "too many frames over limits.frames_per_second",
+                    ));
+                    return Ended::ByServer;
+                }
+            }
+        }
+        let reason = match next {
             Ok(Incoming::Text(text)) => {
                 let text = std::str::from_utf8(&text).expect("the reader checked UTF-8");
                 // Boxed: the handler's future is large and lives only while a frame is handled,
                 // keeping an idle connection's task small.
                 Box::pin(session.handle(text)).await;
                 outbox.wait_for_room().await;
+                continue;
             }
-            Ok(Incoming::Binary(_)) => session.refuse(
-                codes::BAD_FRAME,
-                "binary frames are not supported: send JSON text frames",
-                None,
-            ),
-            Ok(Incoming::Ping(payload)) => outbox.pong(payload),
-            Ok(Incoming::Pong) => {}
-            Ok(Incoming::Close) => return,
-            Err(ReadError::Frame(FrameError::TooBig)) => {
-                return Box::pin(close_too_big(io, socket, reader, outbox)).await;
+            Ok(Incoming::Binary(_)) => {
+                outbox.answer(server::error(
+                    codes::BAD_FRAME,
+                    "binary frames are not supported: send JSON text frames",
+                    None,
+                ));
+                continue;
             }
-            Err(ReadError::Frame(FrameError::BadUtf8)) => {
-                return outbox.close(CloseReason::BadData);
+            Ok(Incoming::Ping(payload)) => {
+                outbox.pong(payload);
+                continue;
             }
-            Err(ReadError::Frame(FrameError::Protocol(rule))) => {
-                return outbox.close(CloseReason::Protocol(rule));
-            }
-            Err(ReadError::Eof) => return,
+            Ok(Incoming::Pong) => continue,
+            Ok(Incoming::Close) | Err(ReadError::Eof) => return Ended::ByClient,
             Err(ReadError::Io(e)) => {
                 tracing::debug!(error = %e, "connection read failed");
-                return;
+                return Ended::ByClient;
             }
-        }
+            Err(ReadError::Frame(FrameError::TooBig)) => CloseReason::TooBig,
+            Err(ReadError::Frame(FrameError::BadUtf8)) => CloseReason::BadData,
+            Err(ReadError::Frame(FrameError::Protocol(rule))) => CloseReason::Protocol(rule),
+            Err(ReadError::Stalled) => {
+                metrics.fragment_timeout.inc();
+                CloseReason::Policy("message incomplete for longer than server.fragment_timeout")
+            }
+        };
+        outbox.close(reason);
+        return Ended::ByServer;
     }
 }
 
-/// Closes for a message over `server.max_frame_bytes` (1009), then discards what the client
-/// still sends until its close frame: closing the socket with input unread would reset the
-/// connection, and the client would lose our close frame.
-async fn close_too_big<Io: AsyncRead + Unpin>(
+/// After the server's close frame: reads (and drops) what the client still sends until its
+/// close frame, its end of the connection or `CLOSE_LINGER`, whichever comes first.
+/// Closing a socket with unread input resets the connection, and the client would lose the
+/// close frame; waiting without a bound would let a client that never answers hold the
+/// connection open.
+async fn linger<Io: AsyncRead + Unpin>(
     io: &mut Io,
     socket: &TcpStream,
-    reader: &mut FrameReader,
-    outbox: &Outbox,
+    mut reader: FrameReader,
+    server: &crate::settings::ServerSettings,
 ) {
-    outbox.close(CloseReason::TooBig);
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
         loop {
             match reader.next(io, socket).await {
                 Ok(Incoming::Close) => return,
+                // The rest of a refused frame is being skipped.
                 Ok(_) | Err(ReadError::Frame(FrameError::TooBig)) => {}
-                Err(_) => return,
+                // What follows a broken frame cannot be parsed: start afresh on new bytes,
+                // where the client's close frame will be.
+                Err(ReadError::Frame(_)) | Err(ReadError::Stalled) => {
+                    reader = FrameReader::new(server.read_buffer_bytes, server.max_frame_bytes);
+                }
+                Err(ReadError::Eof | ReadError::Io(_)) => return,
             }
         }
     })

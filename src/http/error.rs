@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::admission::Full;
 use crate::auth::AuthError;
 use crate::store::StoreError;
 
@@ -28,6 +29,15 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Unavailable(String),
+    /// No room for another WebSocket: 503 (the node) or 429 (the client's address), each
+    /// with a Retry-After of this many seconds.
+    #[error("{}", match .0 {
+        Full::Node => "this node holds as many connections as it takes: retry later or elsewhere",
+        Full::Address => "too many connections from your address",
+    })]
+    Full(Full, u64),
+    #[error("{0}")]
+    HeadersTooLarge(String),
 }
 
 impl ApiError {
@@ -42,6 +52,9 @@ impl ApiError {
             ApiError::Upgrade(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
             ApiError::Store(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Full(Full::Node, _) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Full(Full::Address, _) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 }
@@ -57,6 +70,11 @@ impl IntoResponse for ApiError {
             Json(json!({"error": self.to_string(), "code": status.as_u16()})),
         )
             .into_response();
+        if let ApiError::Full(_, seconds) = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*seconds).into());
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

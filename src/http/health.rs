@@ -31,6 +31,16 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             Json(json!({"status": "draining"})),
         );
     }
+    if state.admission.is_full() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "full",
+                "connections": state.hub.connections(),
+                "max_connections": state.admission.max_connections(),
+            })),
+        );
+    }
     let store = state.store.ping().await;
     let bus = state.bus.ping().await;
     let ok = store.is_ok() && bus.is_ok();

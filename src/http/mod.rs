@@ -6,11 +6,13 @@ mod dev;
 mod error;
 mod groups;
 mod health;
+mod serve;
 mod social;
 mod upgrade;
 
 pub use auth::AuthUser;
 pub use error::{ApiError, Body, PathOf};
+pub use serve::serve;
 
 use axum::Router;
 use axum::routing::get;
@@ -27,7 +29,41 @@ pub fn router(state: AppState) -> Router {
         .merge(dev::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bound_header_lines,
+        ))
         .with_state(state)
+}
+
+/// One header line (or the request target) may take at most half of
+/// `server.max_header_bytes`; hyper bounds the whole head (431) before the router sees it.
+async fn bound_header_lines(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let most = state.settings.server.max_header_bytes / 2;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > most {
+        state.metrics.edge.headers_too_large.inc();
+        let problem = format!("the request target is longer than {most} bytes");
+        return ApiError::HeadersTooLarge(problem).into_response();
+    }
+    if let Some((name, _)) = request
+        .headers()
+        .iter()
+        .find(|(name, value)| name.as_str().len() + value.len() > most)
+    {
+        state.metrics.edge.headers_too_large.inc();
+        let problem = format!("the {name} header is longer than {most} bytes");
+        return ApiError::HeadersTooLarge(problem).into_response();
+    }
+    next.run(request).await
 }
 
 /// Request log at debug level, with any token in the query redacted.

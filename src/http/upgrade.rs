@@ -8,6 +8,7 @@ use hyper_util::rt::TokioIo;
 
 use super::ApiError;
 use super::auth::{SUBPROTOCOL, query_param, token_from};
+use crate::admission::Full;
 use crate::auth::AuthError;
 use crate::ids::UserId;
 use crate::state::AppState;
@@ -16,7 +17,7 @@ use crate::ws::socket::Socket;
 /// The WebSocket endpoint.
 pub async fn ws_handler(
     State(state): State<AppState>,
-    ConnectInfo(Socket(socket)): ConnectInfo<Socket>,
+    ConnectInfo(Socket { tcp: socket, peer }): ConnectInfo<Socket>,
     uri: Uri,
     mut request: Request,
 ) -> Response {
@@ -36,6 +37,22 @@ pub async fn ws_handler(
         Ok(accept) => accept,
         Err(refusal) => return refusal.into_response(),
     };
+    if state.shutdown.is_cancelled() {
+        return ApiError::Unavailable("this node is draining: reconnect".into()).into_response();
+    }
+    let address = state.admission.client_address(peer.ip(), headers);
+    let slot = match state.admission.try_connection(address) {
+        Ok(slot) => slot,
+        Err(full) => {
+            let refusals = &state.metrics.edge;
+            match full {
+                Full::Node => refusals.node_full.inc(),
+                Full::Address => refusals.address_full.inc(),
+            }
+            // Spread out, so refused clients do not all come back in the same second.
+            return ApiError::Full(full, rand::random_range(2..=10)).into_response();
+        }
+    };
     // Only a subprotocol the client offered may be named (RFC 6455 4.2.2): a client that
     // offers `bearer.<JWT>` alone gets no Sec-WebSocket-Protocol (the token is never echoed).
     let chat_protocol = offers_chat_protocol(headers);
@@ -46,6 +63,7 @@ pub async fn ws_handler(
         return ApiError::Upgrade("this connection cannot be upgraded".into()).into_response();
     };
     tokio::spawn(async move {
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 crate::chat::connection::run(TokioIo::new(upgraded), socket, state, user).await

@@ -33,6 +33,10 @@ pub const FORBIDDEN: u16 = 4003;
 pub const NOT_FOUND: u16 = 4004;
 /// Stranger limit reached: the recipient has not answered yet.
 pub const STRANGER_LIMIT: u16 = 4029;
+/// Too many frames: the connection sent faster than `limits.frames_per_second` (with a
+/// burst of `limits.frame_burst`); this frame was dropped unread. `retry_after_ms` says when
+/// the next one will be taken. Keeping on closes the connection with 1008.
+pub const RATE_LIMITED: u16 = 4290;
 /// Content longer than `limits.max_content_bytes`.
 pub const TOO_LONG: u16 = 4130;
 /// Storage unavailable: the message was NOT stored; retry with the same `client_msg_id`.
@@ -48,7 +52,8 @@ pub mod close {
     /// A text frame that is not valid UTF-8.
     pub const INVALID_DATA: u16 = 1007;
     /// Policy: the connection was replaced by a newer one of the same user (device limit),
-    /// or its token expired.
+    /// its token expired, it kept sending over its frame rate, or it left a message
+    /// incomplete longer than `server.fragment_timeout`.
     pub const POLICY: u16 = 1008;
     /// A frame larger than `server.max_frame_bytes`.
     pub const TOO_BIG: u16 = 1009;

@@ -48,6 +48,8 @@ struct Frame<'a> {
     count: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
 }
 
 impl Frame<'_> {
@@ -199,6 +201,20 @@ pub fn error(code: u16, reason: &str, client_msg_id: Option<&str>) -> String {
         content: reason,
         reason: Some(reason),
         client_msg_id,
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 4290: a frame over the connection's rate, dropped unread; the next is taken in
+/// `retry_after_ms`.
+pub fn rate_limited(retry_after_ms: u64) -> String {
+    let reason = "too many frames: slow down";
+    Frame {
+        code: codes::RATE_LIMITED,
+        content: reason,
+        reason: Some(reason),
+        retry_after_ms: Some(retry_after_ms),
         ..Frame::default()
     }
     .encode()

@@ -1,10 +1,12 @@
 //! Typed settings: defaults, then an optional TOML file, then `CHAT__SECTION__KEY` variables.
 //! docs/configuration.md lists every key; each field's doc states its default.
 
+mod nets;
 mod secret;
 mod sections;
 mod urls;
 
+pub use nets::{IpNet, canonical};
 pub use secret::{Secret, redact_url};
 pub use sections::{
     AuthSettings, BusSettings, LimitSettings, LogSettings, ServerSettings, StorageSettings,
@@ -40,7 +42,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("server.allowed_origins"),
+                    .with_list_parse_key("server.allowed_origins")
+                    .with_list_parse_key("server.trusted_proxies"),
             )
             .build()?
             .try_deserialize()
@@ -105,6 +108,27 @@ impl Settings {
         }
         if self.bus.prefix.is_empty() || self.bus.prefix.contains(['{', '}', ' ']) {
             return Err("bus.prefix must be non-empty, without braces or spaces".into());
+        }
+        let server = &self.server;
+        if server.max_header_bytes < 8192 {
+            return Err("server.max_header_bytes must be at least 8192".into());
+        }
+        if server.max_connections == 0 || server.max_handshakes == 0 {
+            return Err(
+                "server.max_connections and server.max_handshakes must be at least 1".into(),
+            );
+        }
+        if server.handshake_timeout.is_zero() || server.fragment_timeout.is_zero() {
+            return Err(
+                "server.handshake_timeout and server.fragment_timeout must be above 0".into(),
+            );
+        }
+        let limits = &self.limits;
+        if limits.frames_per_second == 0 || limits.frame_burst == 0 || limits.frame_strikes == 0 {
+            return Err(
+                "limits.frames_per_second, limits.frame_burst and limits.frame_strikes must be at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{BusUrl, Secret, StoreUrl};
+use super::{BusUrl, IpNet, Secret, StoreUrl};
 
 /// `[server]`: the listener and per-connection limits.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -47,6 +47,34 @@ pub struct ServerSettings {
     /// Default `100ms`.
     #[serde(with = "humantime_serde")]
     pub group_write_delay: Duration,
+    /// A TCP connection must send a complete request head within this long of connecting
+    /// (and of its previous request, on a kept-alive connection), else it is closed: slow,
+    /// silent and endless handshakes cost a node nothing for longer. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes; past it the answer is
+    /// 431 and the connection closes. One header line may be at most half of it. At least
+    /// 8192. Default 16384.
+    pub max_header_bytes: usize,
+    /// Most WebSocket connections on this node; past it a handshake gets 503 with a
+    /// Retry-After and readiness reports the node full. Capped at start by the process's
+    /// descriptor limit (less 256 for storage, bus and handshakes). Default 100000.
+    pub max_connections: usize,
+    /// Most TCP connections that have not become WebSockets (handshakes in progress and
+    /// kept-alive REST connections); past it a new connection gets 503 and is closed at
+    /// once. Default 2048.
+    pub max_handshakes: usize,
+    /// Most WebSocket connections from one client address on this node; 0 turns the limit
+    /// off. Behind a load balancer set `trusted_proxies`, or every client shares the
+    /// balancer's address. Default 0.
+    pub max_connections_per_ip: usize,
+    /// Addresses (`10.0.0.7`) and networks (`10.0.0.0/8`) of the proxies whose
+    /// `X-Forwarded-For` names the client. Default empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A fragmented message must be complete within this long of its first fragment, else
+    /// the connection closes with 1008. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub fragment_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -63,6 +91,13 @@ impl Default for ServerSettings {
             max_devices_per_user: 16,
             worker_threads: 0,
             group_write_delay: Duration::from_millis(100),
+            handshake_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_connections: 100_000,
+            max_handshakes: 2048,
+            max_connections_per_ip: 0,
+            trusted_proxies: Vec::new(),
+            fragment_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -167,6 +202,15 @@ pub struct LimitSettings {
     /// `redis://…` (shared by every node; uses the `[bus]` section's `sharded`, `prefix` and
     /// `command_timeout`). Default: the bus's URL, so one Redis serves both.
     pub stranger_counters_url: Option<BusUrl>,
+    /// Frames a connection may send per second, on average (a token bucket); each frame
+    /// past it is refused with 4290 and a `retry_after_ms`. Default 20.
+    pub frames_per_second: u32,
+    /// Frames a connection may send at once above that rate (the bucket's size).
+    /// Default 40.
+    pub frame_burst: u32,
+    /// Refused frames a connection may accumulate (one is forgiven per second) before it
+    /// is closed with 1008. Default 40.
+    pub frame_strikes: u32,
 }
 
 impl Default for LimitSettings {
@@ -176,6 +220,9 @@ impl Default for LimitSettings {
             stranger_messages: 3,
             stranger_window: Duration::from_secs(90 * 24 * 3600),
             stranger_counters_url: None,
+            frames_per_second: 20,
+            frame_burst: 40,
+            frame_strikes: 40,
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum CloseReason {
     BadData,
     /// The client broke the WebSocket protocol; the text names the rule.
     Protocol(&'static str),
+    /// The client broke a policy of the server (its frame rate, the time a message may stay
+    /// incomplete, its token's expiry); the text names it.
+    Policy(&'static str),
     /// The client closed or went away: nothing to explain.
     Ended,
 }
@@ -45,7 +48,7 @@ impl CloseReason {
             CloseReason::Idle => "idle timeout",
             CloseReason::TooBig => "frame larger than server.max_frame_bytes",
             CloseReason::BadData => "text is not valid UTF-8 (a text message or a close reason)",
-            CloseReason::Protocol(rule) => rule,
+            CloseReason::Protocol(rule) | CloseReason::Policy(rule) => rule,
             CloseReason::Ended => "",
         }
     }
@@ -60,6 +63,7 @@ impl CloseReason {
             CloseReason::TooBig => close::TOO_BIG,
             CloseReason::BadData => close::INVALID_DATA,
             CloseReason::Protocol(_) => close::PROTOCOL,
+            CloseReason::Policy(_) => close::POLICY,
             CloseReason::Ended => close::NORMAL,
         }
     }

@@ -105,7 +105,14 @@ impl Outbox {
     /// (a page is at most 501 frames) and the reader waits for room before reading the next
     /// request, so they never overflow; dropped only after closing.
     pub fn reply(&self, frame: impl Into<Utf8Bytes>) {
-        self.send(Out::Text(Bytes::from(frame.into())));
+        self.send(Out::Text(Bytes::from(frame.into())), false);
+    }
+
+    /// Sends an answer the client can provoke without limit (a refusal of a binary frame or
+    /// of a frame over the rate): it counts against the queue's capacity like a delivery,
+    /// so a client that provokes answers and never reads them is closed as too slow.
+    pub fn answer(&self, frame: impl Into<Utf8Bytes>) {
+        self.send(Out::Text(Bytes::from(frame.into())), true);
     }
 
     /// Queues a delivery. A full queue closes the connection as too slow; frames pushed
@@ -174,22 +181,29 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Answers the client's ping.
+    /// Answers the client's ping; counted against the queue's capacity (see `answer`).
     pub fn pong(&self, payload: Bytes) {
-        self.send(Out::Pong(payload));
+        self.send(Out::Pong(payload), true);
     }
 
     /// Sends a WebSocket ping (for the sweeper).
     pub fn request_ping(&self) {
-        self.send(Out::Ping);
+        self.send(Out::Ping, true);
     }
 
     /// Unless closed, writes `out` straight to the socket when nothing is queued or being
     /// written (a non-blocking write, under the outbox's lock so frames cannot interleave);
-    /// whatever the socket does not take is queued and the writer task woken.
-    fn send(&self, out: Out) {
+    /// whatever the socket does not take is queued and the writer task woken. A `bounded`
+    /// frame finding the queue full closes the connection as too slow instead.
+    fn send(&self, out: Out, bounded: bool) {
         let mut state = self.state.lock();
         if state.closed.is_some() {
+            return;
+        }
+        if bounded && state.frames.len() >= self.capacity {
+            state.closed = Some(CloseReason::TooSlow);
+            drop(state);
+            self.stop();
             return;
         }
         if state.frames.is_empty()
@@ -387,6 +401,22 @@ mod tests {
         assert_eq!(outbox.take(&mut frames).1, Some(CloseReason::TooSlow));
         assert_eq!(frames.len(), 2);
         assert!(outbox.is_stopped());
+    }
+
+    #[test]
+    fn pongs_and_answers_count_against_the_queue() {
+        let outbox = Outbox::new(None, 2);
+        outbox.pong(Bytes::from_static(b"1"));
+        outbox.answer("refused");
+        assert!(!outbox.is_stopped());
+        outbox.pong(Bytes::from_static(b"3"));
+        assert!(
+            outbox.is_stopped(),
+            "the third answer overflows a queue of 2"
+        );
+        let mut frames = VecDeque::new();
+        assert_eq!(outbox.take(&mut frames).1, Some(CloseReason::TooSlow));
+        assert_eq!(frames.len(), 2);
     }
 
     #[test]

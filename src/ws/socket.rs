@@ -2,8 +2,6 @@
 //! one handle while the connection's outbox writes frames through another, without a task
 //! or a lock in between.
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -85,11 +83,6 @@ impl AsyncWrite for SharedTcp {
     }
 }
 
-/// The node's listener: accepted sockets get `TCP_NODELAY` (the outbox already writes what
-/// is queued in one go, and Nagle with the client's delayed ACKs would hold small frames
-/// back up to 40 ms) and are shared (`SharedTcp`).
-pub struct SharedListener(pub TcpListener);
-
 /// Connections the kernel may hold, handshaken, before the node accepts them (the kernel caps
 /// it at `net.core.somaxconn`, 4,096 on current Linux). Tokio's `TcpListener::bind` asks for
 /// 1,024: a burst of reconnecting clients overflowed it, and each dropped SYN cost its client
@@ -109,27 +102,10 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-impl Listener for SharedListener {
-    type Io = SharedTcp;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (SharedTcp, SocketAddr) {
-        let (stream, addr) = Listener::accept(&mut self.0).await;
-        let _ = stream.set_nodelay(true);
-        (SharedTcp(Arc::new(stream)), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
-/// The request's TCP socket, for the WebSocket upgrade (as axum's `ConnectInfo`).
+/// The request's TCP socket and peer address, for the WebSocket upgrade and the admission
+/// limits (as axum's `ConnectInfo`).
 #[derive(Clone)]
-pub struct Socket(pub Arc<TcpStream>);
-
-impl Connected<IncomingStream<'_, SharedListener>> for Socket {
-    fn connect_info(stream: IncomingStream<'_, SharedListener>) -> Socket {
-        Socket(stream.io().0.clone())
-    }
+pub struct Socket {
+    pub tcp: Arc<TcpStream>,
+    pub peer: SocketAddr,
 }

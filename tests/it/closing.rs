@@ -6,7 +6,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::on_both_backends;
 use crate::support::client::WAIT;
-use crate::support::{Backend, Client, TestApp};
+use crate::support::{Backend, Client, TestApp, many_frames};
 
 async fn shutdown_sends_1001_then_closes_1012(backend: Backend) {
     let mut app = TestApp::spawn(backend).await;
@@ -60,6 +60,7 @@ async fn device_limit_replaces_the_oldest(backend: Backend) {
 
 async fn slow_reader_gets_1001_then_1013(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
+        many_frames(s);
         s.server.outbound_queue = 4;
         s.limits.max_content_bytes = 60_000;
         s.limits.stranger_messages = 1_000_000;

@@ -18,9 +18,13 @@ use crate::support::{Backend, Client, TestApp};
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A handshake by hand; returns the socket right after the 101 response.
-async fn raw_connect(app: &TestApp, user: i64) -> TcpStream {
-    let addr = app.ws_url().trim_start_matches("ws://").replace("/ws", "");
-    let mut socket = TcpStream::connect(&addr).await.unwrap();
+pub(crate) async fn raw_connect(app: &TestApp, user: i64) -> TcpStream {
+    raw_handshake(TcpStream::connect(app.addr).await.unwrap(), app, user).await
+}
+
+/// A handshake by hand on a connected `socket`; returns it right after the 101 response.
+pub(crate) async fn raw_handshake(mut socket: TcpStream, app: &TestApp, user: i64) -> TcpStream {
+    let addr = app.addr;
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -52,7 +56,7 @@ async fn raw_connect(app: &TestApp, user: i64) -> TcpStream {
 }
 
 /// A masked client frame, its header bits as given.
-fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [9, 8, 7, 6];
     let mut out = vec![first];
     assert!(payload.len() < 126);
@@ -63,7 +67,7 @@ fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Reads server frames until the close frame (or the end): each frame's opcode and payload.
-async fn frames_until_close(socket: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+pub(crate) async fn frames_until_close(socket: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
     let mut bytes = Vec::new();
     let mut frames = Vec::new();
     loop {
@@ -100,7 +104,7 @@ async fn frames_until_close(socket: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
 }
 
 /// The close code and reason of the last frame, which must be a close frame.
-fn close_of(frames: &[(u8, Vec<u8>)]) -> (u16, String) {
+pub(crate) fn close_of(frames: &[(u8, Vec<u8>)]) -> (u16, String) {
     let (opcode, payload) = frames.last().expect("frames");
     assert_eq!(*opcode, 0x8, "{frames:?}");
     let code = u16::from_be_bytes([payload[0], payload[1]]);

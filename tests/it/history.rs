@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Client, TestApp, eventually};
+use crate::support::{Backend, Client, TestApp, eventually, many_frames};
 
 fn ids(messages: &[Value]) -> Vec<Value> {
     messages.iter().map(|m| m["id"].clone()).collect()
@@ -104,7 +104,7 @@ async fn private_history_pages_across_cursors(backend: Backend) {
 }
 
 async fn history_default_and_maximum_limit(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, many_frames).await;
     let group = app.create_group(1, &[2]).await;
     let mut alice = Client::connect(&app, 1).await;
     let mut bob = Client::connect(&app, 2).await;

@@ -9,6 +9,7 @@ mod bus_outage;
 mod closing;
 mod cluster;
 mod duplicates;
+mod edge;
 mod framing;
 mod groups;
 mod handshake;

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Client, TestApp};
+use crate::support::{Backend, Client, TestApp, many_frames};
 
 /// Sends `frame`, expects 4000 whose reason contains `reason`, then proves the connection
 /// is still open with nothing else queued.
@@ -120,7 +120,7 @@ async fn missing_fields_get_4000(backend: Backend) {
 }
 
 async fn bad_ids_get_4000(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, many_frames).await;
     let mut alice = Client::connect(&app, 1).await;
     for id in [
         json!(0),

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Client, TestApp};
+use crate::support::{Backend, Client, TestApp, many_frames};
 
 fn ids(messages: &[Value]) -> Vec<Value> {
     messages.iter().map(|m| m["id"].clone()).collect()
@@ -214,7 +214,7 @@ async fn sync_limit_and_next_cursor(backend: Backend) {
 }
 
 async fn sync_default_limit_is_100(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, many_frames).await;
     let group = app.create_group(1, &[2]).await;
     let mut alice = Client::connect(&app, 1).await;
     for i in 0..101 {

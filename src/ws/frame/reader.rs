@@ -6,6 +6,7 @@ use std::io::{self, Read};
 use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
+use tokio::time::{Duration, Instant};
 
 use super::format::{apply_mask, opcode, parse_head};
 use super::rules::{FrameError, check, close_code};
@@ -34,6 +35,9 @@ pub enum ReadError {
     Io(io::Error),
     /// The client sent a frame the server refuses.
     Frame(FrameError),
+    /// A message (a fragmented one, or one frame's bytes) stayed incomplete longer than the
+    /// reader allows.
+    Stalled,
 }
 
 /// Parses client frames out of the bytes read from one socket.
@@ -50,6 +54,11 @@ pub struct FrameReader {
     /// The last read filled the buffer, so more may be waiting where readiness cannot see
     /// it (bytes the HTTP server read ahead of the upgrade).
     more_buffered: bool,
+    /// Since when a message has been incomplete (bytes of a frame, or fragments, waiting
+    /// for the rest).
+    incomplete_since: Option<Instant>,
+    /// How long a message may stay incomplete.
+    max_incomplete: Duration,
 }
 
 impl FrameReader {
@@ -63,7 +72,26 @@ impl FrameReader {
             chunk: chunk.max(16),
             max_message,
             more_buffered: true,
+            incomplete_since: None,
+            max_incomplete: Duration::MAX,
         }
+    }
+
+    /// The same reader, giving up (`ReadError::Stalled`) on a message that stays
+    /// incomplete longer than `limit` from its first byte.
+    pub fn with_stall_limit(mut self, limit: Duration) -> FrameReader {
+        self.max_incomplete = limit;
+        self
+    }
+
+    /// When the message under way must be complete; `None` between messages.
+    fn deadline(&mut self) -> Option<Instant> {
+        if self.partial.is_none() && self.buf.is_empty() && self.discard == 0 {
+            self.incomplete_since = None;
+            return None;
+        }
+        let since = *self.incomplete_since.get_or_insert_with(Instant::now);
+        since.checked_add(self.max_incomplete)
     }
 
     /// Reads until the next complete message or control frame. `io` is the upgraded
@@ -76,16 +104,21 @@ impl FrameReader {
     ) -> Result<Incoming, ReadError> {
         loop {
             if let Some(incoming) = self.parse().map_err(ReadError::Frame)? {
+                if matches!(incoming, Incoming::Text(_) | Incoming::Binary(_)) {
+                    // A message is complete: the next one's clock starts with its first byte.
+                    self.incomplete_since = None;
+                }
                 if self.buf.is_empty() {
                     // Nothing left over: let the buffer go with the frame that holds it.
                     self.buf = BytesMut::new();
                 }
                 return Ok(incoming);
             }
+            let deadline = self.deadline();
             if self.buf.is_empty() && !self.more_buffered {
                 // Idle: wait for the socket with no buffer, then read it directly.
                 loop {
-                    socket.readable().await.map_err(ReadError::Io)?;
+                    until(deadline, socket.readable()).await?;
                     match read_now(socket, &mut self.buf, self.chunk) {
                         Ok(0) => return Err(ReadError::Eof),
                         Ok(_) => break,
@@ -101,7 +134,7 @@ impl FrameReader {
                 self.buf.reserve(self.chunk);
             }
             let room = self.buf.capacity() - self.buf.len();
-            let read = io.read_buf(&mut self.buf).await.map_err(ReadError::Io)?;
+            let read = until(deadline, io.read_buf(&mut self.buf)).await?;
             if read == 0 {
                 return Err(ReadError::Eof);
             }
@@ -190,6 +223,22 @@ impl FrameReader {
     #[cfg(test)]
     fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+    }
+}
+
+/// Awaits `io`, unless `deadline` passes first.
+async fn until<T>(
+    deadline: Option<Instant>,
+    io: impl Future<Output = io::Result<T>>,
+) -> Result<T, ReadError> {
+    match deadline {
+        None => io.await.map_err(ReadError::Io),
+        // Boxed: only a connection in the middle of a message waits with a timer, and the
+        // timer would otherwise enlarge every idle connection's reading future.
+        Some(deadline) => Box::pin(tokio::time::timeout_at(deadline, io))
+            .await
+            .map_err(|_| ReadError::Stalled)?
+            .map_err(ReadError::Io),
     }
 }
 

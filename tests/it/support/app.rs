@@ -109,6 +109,13 @@ pub async fn request(
     (status, json)
 }
 
+/// For tests that send more frames at once than a client may (`limits.frame_burst`, 40):
+/// lifts the per-connection frame rate, which tests/it/edge.rs tests on its own.
+pub fn many_frames(settings: &mut Settings) {
+    settings.limits.frames_per_second = 1_000_000;
+    settings.limits.frame_burst = 1_000_000;
+}
+
 /// A running gateway.
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -64,6 +64,20 @@ impl Client {
         client
     }
 
+    /// A handshake request for `user` (bearer header) with `headers` added.
+    pub fn request_with(app: &TestApp, user: i64, headers: &[(&str, &str)]) -> Request<()> {
+        let mut request = app.ws_url().into_client_request().unwrap();
+        let token = format!("Bearer {}", app.token(user));
+        request
+            .headers_mut()
+            .insert("authorization", token.parse().unwrap());
+        for (name, value) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().unwrap();
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        request
+    }
+
     /// Opens a connection with a prepared request (to test handshakes).
     pub async fn open(request: Request<()>, user: i64) -> Result<Client, Error> {
         Client::open_with_response(request, user)

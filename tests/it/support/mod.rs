@@ -9,7 +9,7 @@ pub mod eventually;
 pub mod guarded;
 pub mod services;
 
-pub use app::{Backend, TestApp};
+pub use app::{Backend, TestApp, many_frames};
 pub use backing::Backing;
 pub use client::Client;
 pub use eventually::{eventually, eventually_blocking};
