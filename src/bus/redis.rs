@@ -45,8 +45,10 @@ use subscriber::{Change, Stats, Subscriptions};
 const SUBSCRIBER_QUEUE: usize = 16 * 1024;
 
 /// Commands a client queues while its connection is down before refusing more, so an outage
-/// fails fast instead of buffering without limit.
-const COMMAND_BUFFER: usize = 64 * 1024;
+/// fails fast instead of buffering without limit: at most 16,384 publishes of one message
+/// each (content up to `limits.max_content_bytes` plus a few hundred bytes), 72 MiB with
+/// the default 4 KiB content (docs/security.md).
+const COMMAND_BUFFER: usize = 16 * 1024;
 
 /// Reconnect backoff: first delay, cap and jitter, in milliseconds.
 const RECONNECT_MIN_MS: u32 = 100;

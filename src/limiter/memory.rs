@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use super::{LimiterError, StrangerLimiter, Verdict};
 use crate::ids::UserId;
 
+/// Most (sender, recipient) pairs counted at once: about 48 bytes each, so at most ~64 MiB
+/// with the map's slack (docs/security.md).
+const MAX_PAIRS: usize = 1 << 20;
+
 struct Count {
     sent: u32,
     expires: Instant,
@@ -31,6 +35,29 @@ impl MemoryLimiter {
     }
 }
 
+/// Makes room in a full map: drops the expired pairs, and if that frees less than an
+/// eighth, arbitrary pairs until an eighth is free. A forgotten pair counts from zero again,
+/// so its sender may send up to `limits.stranger_messages` more: the price of a bound on a
+/// map that every new pair would otherwise grow for the whole window.
+fn forget_some(counts: &mut HashMap<(UserId, UserId), Count>, now: Instant) {
+    counts.retain(|_, c| c.expires > now);
+    let target = MAX_PAIRS - MAX_PAIRS / 8;
+    let mut excess = counts.len().saturating_sub(target);
+    if excess > 0 {
+        tracing::warn!(
+            pairs = counts.len(),
+            "the in-memory stranger counters are full: forgetting an eighth of them"
+        );
+        counts.retain(|_, _| {
+            if excess == 0 {
+                return true;
+            }
+            excess -= 1;
+            false
+        });
+    }
+}
+
 #[async_trait]
 impl StrangerLimiter for MemoryLimiter {
     async fn try_send(&self, from: UserId, to: UserId) -> Result<Verdict, LimiterError> {
@@ -38,6 +65,9 @@ impl StrangerLimiter for MemoryLimiter {
         let mut counts = self.counts.lock();
         if counts.len() >= 4096 && counts.len().is_power_of_two() {
             counts.retain(|_, c| c.expires > now);
+        }
+        if counts.len() >= MAX_PAIRS && !counts.contains_key(&(from, to)) {
+            forget_some(&mut counts, now);
         }
         let count = counts.entry((from, to)).or_insert(Count {
             sent: 0,
@@ -67,5 +97,21 @@ impl StrangerLimiter for MemoryLimiter {
         if let Some(count) = self.counts.lock().get_mut(&(from, to)) {
             count.sent = count.sent.saturating_sub(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pair_map_is_bounded() {
+        let limiter = MemoryLimiter::new(3, Duration::from_secs(3600));
+        for to in 0..(MAX_PAIRS as i64 + 10) {
+            limiter.try_send(1, to + 2).await.unwrap();
+        }
+        let pairs = limiter.counts.lock().len();
+        assert!(pairs <= MAX_PAIRS, "{pairs}");
+        assert!(pairs > MAX_PAIRS / 2, "{pairs}");
     }
 }

@@ -421,3 +421,49 @@ async fn a_ping_flood_that_never_reads_is_closed_as_too_slow() {
     let metrics = app.metrics().await;
     assert!(metrics.contains("chat_slow_consumers_total 1"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_slow_handshakes_is_shed_while_clients_keep_chatting() {
+    // 3,000 client sockets and as many of the node's, in this one process.
+    chat_gateway::fdlimit::raise();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.server.handshake_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut alice = Client::connect(&app, 1).await;
+    let mut bob = Client::connect(&app, 2).await;
+    // Bob writes first, so alice is not a stranger to him.
+    assert_eq!(bob.private(1, "hello").await["code"], 2100);
+    alice.expect(2000).await;
+    // Each flood connection sends the start of a request and then nothing: past
+    // server.max_handshakes (2048) they are answered 503 at once, the others wait for the
+    // handshake timeout.
+    let mut flood = Vec::new();
+    for _ in 0..3000 {
+        let mut socket = tcp(&app).await;
+        let _ = socket.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n").await;
+        flood.push(socket);
+    }
+    let flooded = Instant::now();
+    // Meanwhile the connected clients chat as usual.
+    for i in 0..10 {
+        let ack = alice.private(2, &format!("during the flood {i}")).await;
+        assert_eq!(ack["code"], 2100, "{ack}");
+        assert_eq!(
+            bob.expect(2000).await["content"],
+            format!("during the flood {i}")
+        );
+    }
+    // Every flood connection is closed within the timeout (plus scheduling slack).
+    for socket in &mut flood {
+        let left = Duration::from_secs(6).saturating_sub(flooded.elapsed());
+        closed_within(socket, left.max(Duration::from_millis(1))).await;
+    }
+    let shed = refusals(&app, "handshakes_full").await;
+    let timed_out = refusals(&app, "handshake_timeout").await;
+    assert_eq!(shed + timed_out, 3000, "shed {shed}, timed out {timed_out}");
+    assert!(shed >= 3000 - 2048, "{shed}");
+    // And new clients get in again.
+    let mut carol = Client::connect(&app, 3).await;
+    assert_eq!(carol.private(1, "after the flood").await["code"], 2100);
+}

@@ -174,7 +174,15 @@ impl Subscriptions {
                 self.desired.remove(&channel);
                 self.pending.insert(channel);
             }
-            Change::Barrier(barrier) => self.waiting.push(barrier),
+            Change::Barrier(barrier) => {
+                // During an outage no sync succeeds, and each connection that gave up
+                // waiting (`settled` times out) leaves its barrier behind: forget those, so
+                // the list holds at most the connections still waiting.
+                if self.waiting.len() >= 64 && self.waiting.len().is_power_of_two() {
+                    self.waiting.retain(|waiting| !waiting.is_closed());
+                }
+                self.waiting.push(barrier);
+            }
         }
     }
 
