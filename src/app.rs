@@ -31,14 +31,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         settings.validate().map_err(anyhow::Error::msg)?;
         let dev_tokens = settings.dev_tokens();
-        let secret = match &settings.auth.jwt_secret {
-            Some(secret) => secret.expose().as_bytes().to_vec(),
-            None => {
-                // Dev mode without a configured secret: a fresh one per start.
-                let bytes: [u8; 32] = rand::random();
-                bytes.to_vec()
-            }
-        };
+        let shutdown = CancellationToken::new();
+        let auth = Authenticator::start(&settings.auth, dev_tokens, shutdown.clone()).await?;
         let store = crate::store::connect(&settings.storage)
             .await
             .with_context(|| format!("connecting to storage {:?}", settings.storage.url))?;
@@ -71,7 +65,7 @@ impl Application {
         let listener = crate::ws::socket::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let state = AppState::new(Shared {
-            auth: Authenticator::new(&secret),
+            auth,
             dev_tokens,
             store,
             writer,
@@ -81,7 +75,7 @@ impl Application {
             answered: Answered::default(),
             metrics,
             admission: Admission::new(&settings.server, crate::fdlimit::soft()),
-            shutdown: CancellationToken::new(),
+            shutdown,
             tracker: TaskTracker::new(),
             settings,
         });

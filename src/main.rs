@@ -61,7 +61,10 @@ fn main() -> anyhow::Result<()> {
                 secret.expose().len() >= 32,
                 "auth.jwt_secret must be at least 32 bytes"
             );
-            let auth = Authenticator::new(secret.expose().as_bytes());
+            let auth = Authenticator::new(secret.expose().as_bytes()).with_claims(
+                settings.auth.issuer.as_deref(),
+                settings.auth.audience.as_deref(),
+            );
             println!("{}", auth.mint(user, Duration::from(ttl)));
             Ok(())
         }

@@ -90,7 +90,8 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
             Some(token) => state
                 .auth
                 .verify(&token)
-                .map(|u| Some(AuthUser(u)))
+                .await
+                .map(|identity| Some(AuthUser(identity.user)))
                 .map_err(ApiError::Unauthorized),
         }
     }

@@ -26,7 +26,7 @@ pub async fn ws_handler(
         state.metrics.handshakes_refused.inc();
         return refusal.into_response();
     }
-    let user = match authenticate(&state, headers, uri.query()) {
+    let user = match authenticate(&state, headers, uri.query()).await {
         Ok(found) => found,
         Err(e) => {
             state.metrics.handshakes_refused.inc();
@@ -183,13 +183,17 @@ fn offers_chat_protocol(headers: &HeaderMap) -> bool {
 }
 
 /// The user of a handshake: a token, or the legacy `?myid=` where explicitly allowed.
-fn authenticate(
+async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<UserId, AuthError> {
     if let Some(token) = token_from(headers, query)? {
-        return state.auth.verify(&token);
+        return state
+            .auth
+            .verify(&token)
+            .await
+            .map(|identity| identity.user);
     }
     if state.settings.auth.insecure_myid
         && let Some(myid) = query_param(query, "myid")

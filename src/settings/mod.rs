@@ -11,7 +11,7 @@ pub use secret::{Secret, redact_url};
 pub use sections::{
     AuthSettings, BusSettings, LimitSettings, LogSettings, ServerSettings, StorageSettings,
 };
-pub use urls::{BusUrl, StoreUrl};
+pub use urls::{BusUrl, JwksSource, StoreUrl};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -76,13 +76,24 @@ impl Settings {
             Some(s) if s.expose().len() < 32 => {
                 return Err("auth.jwt_secret must be at least 32 bytes".into());
             }
-            None if !self.dev_tokens() => {
+            None if self.auth.jwks.is_none() && !self.dev_tokens() => {
                 return Err(
-                    "auth.jwt_secret is required (at least 32 bytes) when dev tokens are off"
+                    "auth.jwt_secret (at least 32 bytes) or auth.jwks is required when dev tokens are off"
                         .into(),
                 );
             }
             _ => {}
+        }
+        if self.auth.jwks.is_some()
+            && (self.auth.jwks_refresh.is_zero() || self.auth.jwks_min_refresh.is_zero())
+        {
+            return Err("auth.jwks_refresh and auth.jwks_min_refresh must be more than 0s".into());
+        }
+        if [&self.auth.issuer, &self.auth.audience]
+            .into_iter()
+            .any(|v| v.as_deref() == Some(""))
+        {
+            return Err("auth.issuer and auth.audience must not be empty when set".into());
         }
         if self.bus.url == BusUrl::Memory && self.bus.sharded {
             return Err("bus.sharded needs a redis:// bus.url".into());
@@ -153,6 +164,41 @@ mod tests {
         assert!(s.validate().unwrap_err().contains("jwt_secret"));
         s.auth.dev_tokens = Some(true);
         assert!(s.validate().unwrap_err().contains("loopback"));
+    }
+
+    #[test]
+    fn a_jwks_stands_in_for_the_secret() {
+        let mut s = Settings::default();
+        s.server.bind = "0.0.0.0:8080".parse().unwrap();
+        s.auth.jwks = Some("https://idp.example.com/jwks.json".parse().unwrap());
+        s.validate().unwrap();
+        s.auth.jwks_min_refresh = std::time::Duration::ZERO;
+        assert!(s.validate().unwrap_err().contains("jwks_min_refresh"));
+        s.auth.jwks_min_refresh = std::time::Duration::from_secs(30);
+        s.auth.issuer = Some(String::new());
+        assert!(s.validate().unwrap_err().contains("issuer"));
+    }
+
+    #[test]
+    fn auth_keys_parse() {
+        let s: AuthSettings = serde_json::from_value(serde_json::json!({
+            "jwks": "file:/etc/chat/jwks.json",
+            "jwks_refresh": "5m",
+            "jwks_min_refresh": "10s",
+            "issuer": "https://idp.example.com/",
+            "audience": "chat",
+        }))
+        .unwrap();
+        assert_eq!(s.jwks, Some(JwksSource::File("/etc/chat/jwks.json".into())));
+        assert_eq!(s.jwks_refresh, std::time::Duration::from_secs(300));
+        assert_eq!(s.jwks_min_refresh, std::time::Duration::from_secs(10));
+        assert_eq!(s.audience.as_deref(), Some("chat"));
+        let defaults = AuthSettings::default();
+        assert_eq!(defaults.jwks_refresh, std::time::Duration::from_secs(600));
+        assert_eq!(
+            defaults.jwks_min_refresh,
+            std::time::Duration::from_secs(30)
+        );
     }
 
     #[test]

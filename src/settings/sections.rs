@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{BusUrl, IpNet, Secret, StoreUrl};
+use super::{BusUrl, IpNet, JwksSource, Secret, StoreUrl};
 
 /// `[server]`: the listener and per-connection limits.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -103,18 +103,48 @@ impl Default for ServerSettings {
 }
 
 /// `[auth]`: token verification and the insecure conveniences.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// HS256 secret, at least 32 bytes. Required unless dev tokens are on, where a random one
-    /// is generated per start. Default none.
+    /// HS256 secret, at least 32 bytes. A node needs this, `jwks`, or dev tokens (which
+    /// without a secret get a random one per start). Default none.
     pub jwt_secret: Option<Secret>,
+    /// The JSON Web Key Set verifying RS256, ES256 and EdDSA tokens by their `kid`:
+    /// `https://…` (`http://` to loopback only), `file:PATH` or a path. Default none.
+    pub jwks: Option<JwksSource>,
+    /// How often the key set is read again. Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh: Duration,
+    /// A token whose `kid` is not in the key set makes the node read the set again, at most
+    /// once per this interval (so unknown kids cannot make it hammer the key server).
+    /// Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub jwks_min_refresh: Duration,
+    /// When set, every token's `iss` must be exactly this. Default none.
+    pub issuer: Option<String>,
+    /// When set, every token's `aud` must be or contain this. Default none.
+    pub audience: Option<String>,
     /// `POST /api/dev/token` mints tokens for anyone. Default: on when `server.bind` is a
     /// loopback address, off otherwise; `true` on a non-loopback bind refuses to start.
     pub dev_tokens: Option<bool>,
     /// Accept the original protocol's unauthenticated `?myid=N`. Only for migrating old
     /// clients on a trusted network. Default false.
     pub insecure_myid: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            jwt_secret: None,
+            jwks: None,
+            jwks_refresh: Duration::from_secs(600),
+            jwks_min_refresh: Duration::from_secs(30),
+            issuer: None,
+            audience: None,
+            dev_tokens: None,
+            insecure_myid: false,
+        }
+    }
 }
 
 /// `[storage]`: where messages, read state, groups and follows live.

@@ -1,9 +1,12 @@
 //! The backends a node is configured with, parsed once when the settings load: `StoreUrl`
-//! (`storage.url`) and `BusUrl` (`bus.url`, `limits.stranger_counters_url`). Each seam's
-//! `connect` matches on these; nothing else looks at a URL's scheme.
+//! (`storage.url`), `BusUrl` (`bus.url`, `limits.stranger_counters_url`) and `JwksSource`
+//! (`auth.jwks`). Each seam's `connect` matches on these; nothing else looks at a URL's
+//! scheme.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::{Secret, redact_url};
@@ -28,6 +31,17 @@ pub enum BusUrl {
     Memory,
     /// `redis://[user:password@]host:port[/db]` (a cluster seed list with `bus.sharded`).
     Redis(Secret),
+}
+
+/// Where the public keys of asymmetric tokens come from: a JSON Web Key Set (RFC 7517).
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum JwksSource {
+    /// `https://…`, or `http://…` to a loopback host only (a key set fetched in plain text
+    /// across a network could be swapped for an attacker's).
+    Url(String),
+    /// `file:PATH`, or a bare path: read at start and again at each refresh.
+    File(PathBuf),
 }
 
 impl StoreUrl {
@@ -98,6 +112,88 @@ impl BusUrl {
             BusUrl::Memory => "memory",
             BusUrl::Redis(url) => url.expose(),
         }
+    }
+}
+
+impl FromStr for JwksSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<JwksSource, String> {
+        if s.starts_with("https://") {
+            Ok(JwksSource::Url(s.to_string()))
+        } else if let Some(rest) = s.strip_prefix("http://") {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let host = match host.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or(""),
+                None => host.split(':').next().unwrap_or(""),
+            };
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(JwksSource::Url(s.to_string()))
+            } else {
+                Err(format!(
+                    "auth.jwks over http:// is only allowed to a loopback host: use https:// (got {})",
+                    redact_url(s)
+                ))
+            }
+        } else if let Some(path) = s
+            .strip_prefix("file://")
+            .or_else(|| s.strip_prefix("file:"))
+        {
+            match path {
+                "" => Err("auth.jwks: file: needs a path".into()),
+                path => Ok(JwksSource::File(PathBuf::from(path))),
+            }
+        } else if s.contains("://") || s.is_empty() {
+            Err(format!(
+                "auth.jwks must be https://…, http://localhost…, file:PATH or a path (got {})",
+                redact_url(s)
+            ))
+        } else {
+            Ok(JwksSource::File(PathBuf::from(s)))
+        }
+    }
+}
+
+impl JwksSource {
+    /// The URL, or the path with `file:` in front.
+    pub fn expose(&self) -> String {
+        match self {
+            JwksSource::Url(url) => url.clone(),
+            JwksSource::File(path) => format!("file:{}", path.display()),
+        }
+    }
+}
+
+impl TryFrom<String> for JwksSource {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<JwksSource, String> {
+        s.parse()
+    }
+}
+
+impl From<JwksSource> for String {
+    fn from(source: JwksSource) -> String {
+        source.expose()
+    }
+}
+
+/// Redacted: credentials in the URL never print.
+impl fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwksSource::Url(url) => f.write_str(&redact_url(url)),
+            JwksSource::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+impl fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -188,6 +284,43 @@ mod tests {
                 .unwrap_err()
                 .contains("bus.url must be")
         );
+    }
+
+    #[test]
+    fn jwks_sources() {
+        let url: JwksSource = "https://idp.example.com/.well-known/jwks.json"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url,
+            JwksSource::Url("https://idp.example.com/.well-known/jwks.json".into())
+        );
+        for loopback in [
+            "http://127.0.0.1:9000/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:80/k",
+        ] {
+            assert!(
+                matches!(loopback.parse(), Ok(JwksSource::Url(_))),
+                "{loopback}"
+            );
+        }
+        for remote in ["http://idp.example.com/jwks", "http://127.0.0.1.evil.com/k"] {
+            let err = remote.parse::<JwksSource>().unwrap_err();
+            assert!(err.contains("loopback"), "{remote}: {err}");
+        }
+        assert_eq!(
+            "file:/etc/keys.json".parse::<JwksSource>(),
+            Ok(JwksSource::File("/etc/keys.json".into()))
+        );
+        assert_eq!(
+            "keys/jwks.json".parse::<JwksSource>(),
+            Ok(JwksSource::File("keys/jwks.json".into()))
+        );
+        assert!("ftp://x/keys".parse::<JwksSource>().is_err());
+        assert!("file:".parse::<JwksSource>().is_err());
+        let secret: JwksSource = "https://u:hunter2@idp/jwks".parse().unwrap();
+        assert_eq!(format!("{secret:?}"), "https://u:***@idp/jwks");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod framing;
 mod groups;
 mod handshake;
 mod history;
+mod jwks;
 mod limiter_contract;
 mod limits;
 mod liveness;

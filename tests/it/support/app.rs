@@ -164,7 +164,10 @@ impl TestApp {
         TestApp {
             addr,
             backend,
-            auth: Authenticator::new(&secret),
+            auth: Authenticator::new(&secret).with_claims(
+                settings.auth.issuer.as_deref(),
+                settings.auth.audience.as_deref(),
+            ),
             settings,
             http: reqwest::Client::new(),
             stop: Some(stop),
