@@ -71,6 +71,7 @@ impl Application {
             writer,
             bus,
             hub,
+            expiries: Arc::default(),
             limiter,
             answered: Answered::default(),
             metrics,
@@ -109,6 +110,7 @@ impl Application {
             // Every connection gets 1001 and close 1012 now, not after the HTTP side is done.
             on_signal.hub.close_all(CloseReason::Draining);
         });
+        tokio::spawn(state.expiries.clone().run(state.shutdown.clone()));
         let server = &state.settings.server;
         tokio::spawn(state.hub.clone().run_sweeper(
             server.ping_interval,

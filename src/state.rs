@@ -8,7 +8,7 @@ use tokio_util::task::TaskTracker;
 use crate::admission::Admission;
 use crate::auth::Authenticator;
 use crate::bus::Bus;
-use crate::hub::Hub;
+use crate::hub::{Expiries, Hub};
 use crate::limiter::{Answered, StrangerLimiter};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
@@ -29,6 +29,8 @@ pub struct Shared {
     pub writer: MessageWriter,
     pub bus: Arc<dyn Bus>,
     pub hub: Arc<Hub>,
+    /// When connections' tokens expire (warned with 1004, closed with 1008).
+    pub expiries: Arc<Expiries>,
     pub limiter: Arc<dyn StrangerLimiter>,
     /// Pairs known to be past the stranger limit for good: no counter round trip for them.
     pub answered: Answered,

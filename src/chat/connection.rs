@@ -8,7 +8,8 @@ use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
 use super::Session;
-use crate::ids::{UserId, next_conn_id};
+use crate::auth::Identity;
+use crate::ids::next_conn_id;
 use crate::protocol::{codes, server};
 use crate::state::AppState;
 use crate::ws::close::CloseReason;
@@ -30,8 +31,9 @@ pub async fn run<Io: AsyncRead + Unpin>(
     mut io: Io,
     socket: Arc<TcpStream>,
     state: AppState,
-    user: UserId,
+    identity: Identity,
 ) {
+    let user = identity.user;
     let _tracked = state.tracker.token();
     let conn = next_conn_id();
     let outbox = Arc::new(Outbox::new(
@@ -64,6 +66,7 @@ pub async fn run<Io: AsyncRead + Unpin>(
         }
     });
     let session = Session::new(state.clone(), user, conn, outbox.clone());
+    session.watch_expiry(identity.expires_at);
     let server = &state.settings.server;
     let mut reader = FrameReader::new(server.read_buffer_bytes, server.max_frame_bytes)
         .with_stall_limit(server.fragment_timeout);
@@ -76,6 +79,7 @@ pub async fn run<Io: AsyncRead + Unpin>(
     let ended = read_loop(&mut io, &socket, &mut reader, &session, &outbox, &rate).await;
 
     state.hub.unregister(user, conn);
+    session.unwatch_expiry();
     outbox.close(CloseReason::Ended);
     // The writer finishes what is queued and the closing frames, but no longer than
     // CLOSE_WRITE: a client that does not read (its socket full) must not hold the

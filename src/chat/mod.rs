@@ -7,8 +7,10 @@
 pub mod connection;
 mod read;
 mod send;
+mod token;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use crate::ids::{ConnId, UserId};
 use crate::protocol::{ClientFrame, DecodeError, codes, server};
@@ -21,6 +23,8 @@ pub struct Session {
     pub(crate) user: UserId,
     pub(crate) conn: ConnId,
     pub(crate) outbox: Arc<Outbox>,
+    /// When the connection's token expires (unix seconds); 0: never.
+    pub(crate) expires_at: AtomicU64,
 }
 
 impl Session {
@@ -31,6 +35,7 @@ impl Session {
             user,
             conn,
             outbox,
+            expires_at: AtomicU64::new(0),
         }
     }
 
@@ -71,6 +76,7 @@ impl Session {
             } => self.group_history(group, before, limit).await,
             ClientFrame::Read { id } => self.read(id).await,
             ClientFrame::Ping => self.outbox.reply(server::pong()),
+            ClientFrame::Refresh { token } => self.refresh(token.expose()).await,
         }
     }
 

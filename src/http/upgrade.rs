@@ -9,8 +9,7 @@ use hyper_util::rt::TokioIo;
 use super::ApiError;
 use super::auth::{SUBPROTOCOL, query_param, token_from};
 use crate::admission::Full;
-use crate::auth::AuthError;
-use crate::ids::UserId;
+use crate::auth::{AuthError, Identity};
 use crate::state::AppState;
 use crate::ws::socket::Socket;
 
@@ -26,7 +25,7 @@ pub async fn ws_handler(
         state.metrics.handshakes_refused.inc();
         return refusal.into_response();
     }
-    let user = match authenticate(&state, headers, uri.query()).await {
+    let identity = match authenticate(&state, headers, uri.query()).await {
         Ok(found) => found,
         Err(e) => {
             state.metrics.handshakes_refused.inc();
@@ -66,7 +65,7 @@ pub async fn ws_handler(
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
-                crate::chat::connection::run(TokioIo::new(upgraded), socket, state, user).await
+                crate::chat::connection::run(TokioIo::new(upgraded), socket, state, identity).await
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
@@ -182,24 +181,24 @@ fn offers_chat_protocol(headers: &HeaderMap) -> bool {
         .any(|p| p.trim() == SUBPROTOCOL)
 }
 
-/// The user of a handshake: a token, or the legacy `?myid=` where explicitly allowed.
+/// The user of a handshake and until when: a token, or the legacy `?myid=` (which never
+/// expires) where explicitly allowed.
 async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<UserId, AuthError> {
+) -> Result<Identity, AuthError> {
     if let Some(token) = token_from(headers, query)? {
-        return state
-            .auth
-            .verify(&token)
-            .await
-            .map(|identity| identity.user);
+        return state.auth.verify(&token).await;
     }
     if state.settings.auth.insecure_myid
         && let Some(myid) = query_param(query, "myid")
     {
         return match myid.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(id),
+            Ok(user) if user > 0 => Ok(Identity {
+                user,
+                expires_at: None,
+            }),
             _ => Err(AuthError::BadSubject),
         };
     }

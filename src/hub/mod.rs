@@ -8,12 +8,14 @@
 //! All bus subscribe/unsubscribe calls are made under the hub's write lock, so they reach
 //! the bus in the order the transitions happened. Nothing here awaits under a lock.
 
+mod expiry;
 mod presence;
 mod subscriptions;
 mod sweep;
 #[cfg(test)]
 mod tests;
 
+pub use expiry::Expiries;
 pub use presence::GroupPresence;
 pub use sweep::{STUCK_WRITE, SWEEP_SLICES};
 

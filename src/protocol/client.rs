@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::cursor::Cursor;
 use crate::ids::{GroupId, UserId, parse_group_id};
+use crate::settings::Secret;
 
 /// Longest accepted `client_msg_id`, in characters.
 pub const MAX_CLIENT_MSG_ID: usize = 64;
@@ -48,6 +49,8 @@ pub enum ClientFrame {
     },
     /// Type 7: application ping.
     Ping,
+    /// Type 8: a fresh token for this connection, in `content` (never printed).
+    Refresh { token: Secret },
 }
 
 /// Why a frame was refused: a 4000 (or 4130) with a reason naming the problem.
@@ -148,8 +151,19 @@ impl ClientFrame {
                 limit: limit(&raw.limit, HISTORY_LIMIT)?,
             }),
             7 => Ok(ClientFrame::Ping),
+            8 => match raw.content.take() {
+                Some(Value::String(token)) if !token.trim().is_empty() => {
+                    Ok(ClientFrame::Refresh {
+                        token: Secret::from(token),
+                    })
+                }
+                Some(Value::String(_)) | None | Some(Value::Null) => {
+                    Err(DecodeError::invalid("missing field: content (a token)"))
+                }
+                Some(_) => Err(DecodeError::invalid("content must be a string")),
+            },
             other => Err(DecodeError::invalid(format!(
-                "unknown type {other}: expected 1 to 7"
+                "unknown type {other}: expected 1 to 8"
             ))),
         }
     }
@@ -272,7 +286,16 @@ mod tests {
         assert_eq!(reason("[1]"), "frame must be a JSON object");
         assert_eq!(reason(r#"{"content":"x"}"#), "missing field: type");
         assert_eq!(reason(r#"{"type":"1"}"#), "type must be an integer");
-        assert_eq!(reason(r#"{"type":9}"#), "unknown type 9: expected 1 to 7");
+        assert_eq!(reason(r#"{"type":9}"#), "unknown type 9: expected 1 to 8");
+        assert_eq!(reason(r#"{"type":8}"#), "missing field: content (a token)");
+        assert_eq!(
+            reason(r#"{"type":8,"content":5}"#),
+            "content must be a string"
+        );
+        // A refresh's token never prints, so no log line can carry it.
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOjF9.c2lnbmF0dXJl";
+        let frame = ClientFrame::parse(&format!(r#"{{"type":8,"content":"{jwt}"}}"#), 64).unwrap();
+        assert!(!format!("{frame:?}").contains("eyJ"), "{frame:?}");
         assert_eq!(
             reason(r#"{"type":1,"content":"x"}"#),
             "missing field: recipient_id"

@@ -11,6 +11,9 @@ pub const CLOSING: u16 = 1001;
 pub const SYNC_NEEDED: u16 = 1002;
 /// Answer to an application ping (client frame type 7).
 pub const PONG: u16 = 1003;
+/// The connection's token expires at `expires_at` (unix seconds): send a fresh one (type 8)
+/// before then, or the connection closes with 1008 "token expired".
+pub const TOKEN_EXPIRING: u16 = 1004;
 
 /// A message: live push, or one item of an unread sync or a history page.
 pub const MESSAGE: u16 = 2000;
@@ -25,6 +28,12 @@ pub const READ_APPLIED: u16 = 2300;
 /// Someone read messages of a conversation you are part of (pushed; see docs/protocol.md).
 pub const READ_BY_PEER: u16 = 2301;
 
+/// A fresh token (type 8) was accepted: the connection now lasts until `expires_at`.
+pub const TOKEN_REFRESHED: u16 = 2400;
+
+/// A fresh token (type 8) was refused; `reason` says why (the 401 reasons of the handshake,
+/// or that it names another user). The connection keeps its old token.
+pub const TOKEN_REFUSED: u16 = 4001;
 /// Malformed or invalid frame; `reason` names the problem.
 pub const BAD_FRAME: u16 = 4000;
 /// Not allowed: not a member of that group, or the recipient blocked you.

@@ -50,6 +50,8 @@ struct Frame<'a> {
     next_cursor: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
 }
 
 impl Frame<'_> {
@@ -201,6 +203,29 @@ pub fn error(code: u16, reason: &str, client_msg_id: Option<&str>) -> String {
         content: reason,
         reason: Some(reason),
         client_msg_id,
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 1004: the connection's token expires at `expires_at` (unix seconds).
+pub fn token_expiring(expires_at: u64) -> String {
+    Frame {
+        code: codes::TOKEN_EXPIRING,
+        content: "token expiring: send a fresh one (type 8) before expires_at",
+        expires_at: Some(expires_at),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2400: a fresh token was accepted; the connection lasts until `expires_at` (absent: no
+/// expiry).
+pub fn token_refreshed(expires_at: Option<u64>) -> String {
+    Frame {
+        code: codes::TOKEN_REFRESHED,
+        content: "token refreshed",
+        expires_at,
         ..Frame::default()
     }
     .encode()

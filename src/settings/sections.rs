@@ -130,6 +130,10 @@ pub struct AuthSettings {
     /// Accept the original protocol's unauthenticated `?myid=N`. Only for migrating old
     /// clients on a trusted network. Default false.
     pub insecure_myid: bool,
+    /// How long before its token expires a connection is told so (1004), so that it can
+    /// send a fresh one (type 8). Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub expiry_warning: Duration,
 }
 
 impl Default for AuthSettings {
@@ -143,6 +147,7 @@ impl Default for AuthSettings {
             audience: None,
             dev_tokens: None,
             insecure_myid: false,
+            expiry_warning: Duration::from_secs(60),
         }
     }
 }

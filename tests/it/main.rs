@@ -31,3 +31,4 @@ mod storage_failure;
 mod store_contract;
 mod stranger;
 mod sync;
+mod token_life;

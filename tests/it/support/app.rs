@@ -201,6 +201,11 @@ impl TestApp {
         self.auth.mint(user, Duration::from_secs(3600))
     }
 
+    /// A valid token for `user` that expires `ttl` from now (rounded to whole seconds).
+    pub fn token_for(&self, user: i64, ttl: Duration) -> String {
+        self.auth.mint(user, ttl)
+    }
+
     /// Sends a request as `user` (or anonymously with `None`); the status and JSON body
     /// (`Value::Null` when empty).
     pub async fn request(
