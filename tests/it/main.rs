@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod autobahn;
 mod bus_contract;
 mod bus_outage;
 mod closing;

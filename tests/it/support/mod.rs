@@ -7,6 +7,7 @@ pub mod client;
 pub mod cluster;
 pub mod eventually;
 pub mod guarded;
+pub mod raw;
 pub mod services;
 
 pub use app::{Backend, TestApp};
