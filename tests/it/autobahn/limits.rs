@@ -4,7 +4,7 @@
 //! burst of many small messages is answered in full and in order.
 
 use super::{connect, fails_with, node, still_served};
-use crate::support::raw::{FIN, op, part, ping_json, whole};
+use crate::support::raw::{End, FIN, close_payload, op, part, ping_json, whole};
 
 const TOO_BIG: &str = "max_frame_bytes";
 
@@ -62,6 +62,14 @@ async fn many_fragments_totalling_more_than_the_limit_fail_with_1009() {
     frames.push(whole(op::CONTINUATION, &[b' '; 700]));
     assert!(frames.len() * 700 > max);
     fails_with(&app, &frames.concat(), None, 1009, TOO_BIG).await;
+    // The rest of the refused message and the client's close frame sent at once, before
+    // the 1009 is read: the server skips the rest of the message, reads the close frame
+    // and ends the connection cleanly (no reset, which could cost the client the 1009).
+    let mut raw = connect(&app).await;
+    let close = whole(op::CLOSE, &close_payload(1000, b""));
+    raw.send(&[frames.concat(), close].concat()).await;
+    raw.expect_failed(1009, TOO_BIG).await;
+    assert_eq!(raw.expect_end().await, End::Eof);
     // Many empty fragments cost nothing and count nothing.
     let mut raw = connect(&app).await;
     let mut frames = vec![part(op::TEXT, b"")];
