@@ -13,6 +13,7 @@ mod duplicates;
 mod framing;
 mod groups;
 mod handshake;
+mod handshake_props;
 mod history;
 mod limiter_contract;
 mod limits;
