@@ -153,10 +153,26 @@ impl Raw {
         raw
     }
 
+    /// Connects `user` over a socket with a tiny receive buffer (and reads the 1000
+    /// frame), so that a client that stops reading fills the server's side quickly.
+    pub async fn connect_small_buffer(app: &TestApp, user: i64) -> Raw {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let socket = socket.connect(app.addr).await.expect("connecting");
+        let mut raw = Raw::upgrade_on(app, user, socket).await;
+        raw.expect_code(1000).await;
+        raw
+    }
+
     /// The handshake alone: the connection right after the 101 answer.
     pub async fn upgrade(app: &TestApp, user: i64) -> Raw {
+        let socket = TcpStream::connect(app.addr).await.expect("connecting");
+        Raw::upgrade_on(app, user, socket).await
+    }
+
+    /// The handshake on a connected `socket`.
+    async fn upgrade_on(app: &TestApp, user: i64, socket: TcpStream) -> Raw {
         let addr = app.addr.to_string();
-        let socket = TcpStream::connect(&addr).await.expect("connecting");
         // Each write its own segment: the byte-by-byte cases really arrive byte by byte.
         socket.set_nodelay(true).expect("TCP_NODELAY");
         let mut raw = Raw {
@@ -199,6 +215,16 @@ impl Raw {
         for piece in bytes.chunks(chunk) {
             self.send(piece).await;
         }
+    }
+
+    /// Writes `bytes` unless the server stops taking them for `patience`: whether they
+    /// were all written (a client that floods the server without reading uses it to
+    /// notice that the server has stopped reading).
+    pub async fn send_within(&mut self, bytes: &[u8], patience: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(patience, self.socket.write_all(bytes)).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Writes `bytes` in writes of `chunk` bytes, stopping at the first write that fails:
@@ -250,10 +276,16 @@ impl Raw {
     }
 
     /// The next frame from the server, or `None` once the connection has ended. Checks
-    /// what RFC 6455 asks of every server frame: no reserved bits, no mask.
+    /// what RFC 6455 asks of every server frame: no reserved bits, no mask. Skips the
+    /// server's own pings: the sweeper pings each connection once per
+    /// `server.ping_interval`, at a phase of its own, so one may come at any time (they go
+    /// unanswered: no test lasts the idle timeout).
     pub async fn next(&mut self) -> Option<Frame> {
         loop {
             if let Some(frame) = self.parse() {
+                if frame.opcode == op::PING {
+                    continue;
+                }
                 return Some(frame);
             }
             if !self.fill().await {
