@@ -39,6 +39,15 @@ fn trailing_pings() -> Vec<u8> {
         .collect()
 }
 
+/// A new connection that `bad` got failed with `code`: the connection, and when its close
+/// frame arrived.
+async fn failed(app: &TestApp, bad: Vec<u8>, code: u16, reason: &str) -> (Raw, Instant) {
+    let mut raw = connect(app).await;
+    raw.send(&bad).await;
+    raw.expect_failed(code, reason).await;
+    (raw, Instant::now())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_failing_a_connection_the_server_reads_until_the_close_frame_and_ends_cleanly() {
     let app = node().await;
@@ -60,10 +69,7 @@ async fn after_failing_a_connection_the_server_waits_for_the_close_frame_a_bound
     for (bad, code, reason) in violations() {
         // The client reads the server's close and then sends data but never its own close
         // frame: the server ends the connection (cleanly) once its wait is over.
-        let mut raw = connect(&app).await;
-        raw.send(&bad).await;
-        raw.expect_failed(code, reason).await;
-        let closed_at = Instant::now();
+        let (mut raw, closed_at) = failed(&app, bad, code, reason).await;
         raw.send_until_refused(&trailing_pings(), 4096).await;
         assert_eq!(raw.expect_end().await, End::Eof, "after {code}");
         let waited = closed_at.elapsed();
@@ -75,10 +81,7 @@ async fn after_failing_a_connection_the_server_waits_for_the_close_frame_a_bound
 async fn after_failing_a_connection_a_prompt_close_frame_ends_it_at_once() {
     let app = node().await;
     for (bad, code, reason) in violations() {
-        let mut raw = connect(&app).await;
-        raw.send(&bad).await;
-        raw.expect_failed(code, reason).await;
-        let closed_at = Instant::now();
+        let (mut raw, closed_at) = failed(&app, bad, code, reason).await;
         raw.send(&whole(op::CLOSE, &close_payload(1000, b""))).await;
         assert_eq!(raw.expect_end().await, End::Eof, "after {code}");
         assert!(

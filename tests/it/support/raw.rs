@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::app::TestApp;
-use super::client::WAIT;
+use super::client::{WAIT, small_buffer_stream};
 
 /// Frame opcodes (RFC 6455 section 5.2).
 pub use chat_gateway::ws::frame::opcode as op;
@@ -156,9 +156,7 @@ impl Raw {
     /// Connects `user` over a socket with a tiny receive buffer (and reads the 1000
     /// frame), so that a client that stops reading fills the server's side quickly.
     pub async fn connect_small_buffer(app: &TestApp, user: i64) -> Raw {
-        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        let socket = socket.connect(app.addr).await.expect("connecting");
+        let socket = small_buffer_stream(app).await;
         let mut raw = Raw::upgrade_on(app, user, socket).await;
         raw.expect_code(1000).await;
         raw
