@@ -6,6 +6,9 @@ pub mod codes;
 pub mod cursor;
 pub mod server;
 
+#[cfg(test)]
+mod proptests;
+
 pub use client::{ClientFrame, DecodeError};
 pub use cursor::Cursor;
 pub use server::Source;

@@ -1,8 +1,9 @@
 //! The edge's limits, each driven over raw TCP by a client that breaks it: a connection that
 //! never completes its request head, an oversized head, a full node, too many handshakes,
 //! too many connections from one address (behind a trusted proxy), frames over the rate,
-//! a message left incomplete, a client that never answers the server's close, and one
-//! that floods pings without reading. Each refusal is counted in /metrics. The edge does
+//! a message left incomplete, a flood of slow handshakes. (The server's bounded wait for a
+//! close, and floods of pings or binary frames from a client that never reads, are in
+//! autobahn/pending.rs.) Each refusal is counted in /metrics. The edge does
 //! not depend on the store, so these run on SQLite only.
 
 use serde_json::json;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::framing::{close_of, frames_until_close, masked, raw_connect, raw_handshake};
+use crate::support::raw::{Raw, op, part, whole};
 use crate::support::{Backend, Client, TestApp, eventually};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -329,97 +330,19 @@ async fn a_message_left_incomplete_closes_with_1008_after_fragment_timeout() {
         s.server.fragment_timeout = Duration::from_secs(1);
     })
     .await;
-    // A first fragment (FIN clear, text) and nothing more.
-    let mut socket = raw_connect(&app, 1).await;
+    // A first fragment (FIN clear) and nothing more.
+    let mut raw = Raw::connect(&app, 1).await;
     let started = Instant::now();
-    socket
-        .write_all(&masked(0x01, b"{\"type\":"))
-        .await
-        .unwrap();
-    let frames = frames_until_close(&mut socket).await;
-    let (code, reason) = close_of(&frames);
-    assert_eq!(code, 1008, "{frames:?}");
-    assert!(reason.contains("fragment_timeout"), "{reason}");
+    raw.send(&part(op::TEXT, b"{\"type\":")).await;
+    raw.expect_failed(1008, "fragment_timeout").await;
     assert!(started.elapsed() >= Duration::from_millis(900));
+    raw.finish().await;
     // Half a frame (its header, part of the payload) is a message left incomplete too.
-    let mut socket = raw_connect(&app, 2).await;
-    let frame = masked(0x81, b"{\"type\": 7}");
-    socket.write_all(&frame[..frame.len() - 3]).await.unwrap();
-    let (code, _) = close_of(&frames_until_close(&mut socket).await);
-    assert_eq!(code, 1008);
+    let mut raw = Raw::connect(&app, 2).await;
+    let frame = whole(op::TEXT, b"{\"type\": 7}");
+    raw.send(&frame[..frame.len() - 3]).await;
+    raw.expect_failed(1008, "fragment_timeout").await;
     assert_eq!(refusals(&app, "fragment_timeout").await, 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_an_error_close_the_server_closes_tcp_within_a_bound() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    // A frame over max_frame_bytes (1009) from a client that never sends its close.
-    let mut socket = raw_connect(&app, 1).await;
-    let mut head = vec![0x81, 0x80 | 127];
-    head.extend_from_slice(&(1u64 << 20).to_be_bytes());
-    head.extend_from_slice(&[1, 2, 3, 4]);
-    socket.write_all(&head).await.unwrap();
-    let (code, _) = close_of(&frames_until_close(&mut socket).await);
-    assert_eq!(code, 1009);
-    let waited = closed_within(&mut socket, Duration::from_secs(5)).await;
-    assert!(
-        waited >= Duration::from_millis(1500),
-        "closed after {waited:?}: too soon to have waited for the client's close"
-    );
-    // An unmasked frame (1002), same.
-    let mut socket = raw_connect(&app, 2).await;
-    socket.write_all(&[0x81, 0x01, b'x']).await.unwrap();
-    let (code, _) = close_of(&frames_until_close(&mut socket).await);
-    assert_eq!(code, 1002);
-    closed_within(&mut socket, Duration::from_secs(5)).await;
-    // A client that answers with its close frame is let go at once.
-    let mut socket = raw_connect(&app, 3).await;
-    socket.write_all(&[0x81, 0x01, b'x']).await.unwrap();
-    frames_until_close(&mut socket).await;
-    socket
-        .write_all(&masked(0x88, &1000u16.to_be_bytes()))
-        .await
-        .unwrap();
-    let waited = closed_within(&mut socket, Duration::from_secs(5)).await;
-    assert!(waited < Duration::from_millis(1500), "{waited:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ping_flood_that_never_reads_is_closed_as_too_slow() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.server.outbound_queue = 16;
-        s.limits.frames_per_second = 1_000_000;
-        s.limits.frame_burst = 1_000_000;
-    })
-    .await;
-    // A small receive buffer (no autotuning), so the node's pongs back up quickly.
-    let small = tokio::net::TcpSocket::new_v4().unwrap();
-    small.set_recv_buffer_size(4096).unwrap();
-    let mut socket = raw_handshake(small.connect(app.addr).await.unwrap(), &app, 1).await;
-    let ping = masked(0x89, &[b'p'; 125]);
-    let flood: Vec<u8> = ping
-        .iter()
-        .copied()
-        .cycle()
-        .take(ping.len() * 1000)
-        .collect();
-    // The client writes pings and never reads a pong: its receive buffer and the node's
-    // send buffer fill, then the node's queue (16 frames); the node closes rather than
-    // queue more, stops reading, gives its writer 5 s and the close 2 s, and closes the
-    // socket, which fails the client's writes.
-    let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while socket.write_all(&flood).await.is_ok() {}
-    })
-    .await
-    .expect("the node closes the connection");
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        started.elapsed()
-    );
-    let metrics = app.metrics().await;
-    assert!(metrics.contains("chat_slow_consumers_total 1"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

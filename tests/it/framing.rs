@@ -6,144 +6,29 @@
 //! so these run on SQLite only.
 
 use serde_json::json;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
+use crate::support::raw::{Raw, frame};
 use crate::support::{Backend, Client, TestApp};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A handshake by hand; returns the socket right after the 101 response.
-pub(crate) async fn raw_connect(app: &TestApp, user: i64) -> TcpStream {
-    raw_handshake(TcpStream::connect(app.addr).await.unwrap(), app, user).await
-}
-
-/// A handshake by hand on a connected `socket`; returns it right after the 101 response.
-pub(crate) async fn raw_handshake(mut socket: TcpStream, app: &TestApp, user: i64) -> TcpStream {
-    let addr = app.addr;
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Authorization: Bearer {}\r\n\r\n",
-        app.token(user)
-    );
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        tokio::time::timeout(WAIT, socket.read_exact(&mut byte))
-            .await
-            .expect("handshake answer")
-            .unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    // RFC 6455 section 1.3's example key and answer.
-    assert!(
-        head.to_ascii_lowercase().contains(
-            "sec-websocket-accept: s3ppLMBiTxaQ9kYGzzhZRbK+xOo="
-                .to_ascii_lowercase()
-                .as_str()
-        ),
-        "{head}"
-    );
-    socket
-}
-
-/// A masked client frame, its header bits as given.
-pub(crate) fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [9, 8, 7, 6];
-    let mut out = vec![first];
-    assert!(payload.len() < 126);
-    out.push(0x80 | payload.len() as u8);
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
-/// Reads server frames until the close frame (or the end): each frame's opcode and payload.
-pub(crate) async fn frames_until_close(socket: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
-    let mut bytes = Vec::new();
-    let mut frames = Vec::new();
-    loop {
-        // Parse what is complete.
-        while bytes.len() >= 2 {
-            assert_eq!(bytes[0] & 0x70, 0, "reserved bits from the server");
-            assert_eq!(bytes[1] & 0x80, 0, "server frames are not masked");
-            let (len, at) = match bytes[1] & 0x7F {
-                126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-                126 => break,
-                127 => panic!("no frame this large expected"),
-                n => (n as usize, 2),
-            };
-            if bytes.len() < at + len {
-                break;
-            }
-            let opcode = bytes[0] & 0x0F;
-            frames.push((opcode, bytes[at..at + len].to_vec()));
-            bytes.drain(..at + len);
-            if opcode == 0x8 {
-                return frames;
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, socket.read(&mut chunk))
-            .await
-            .expect("the server closes in time")
-            .unwrap_or(0);
-        if n == 0 {
-            return frames;
-        }
-        bytes.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// The close code and reason of the last frame, which must be a close frame.
-pub(crate) fn close_of(frames: &[(u8, Vec<u8>)]) -> (u16, String) {
-    let (opcode, payload) = frames.last().expect("frames");
-    assert_eq!(*opcode, 0x8, "{frames:?}");
-    let code = u16::from_be_bytes([payload[0], payload[1]]);
-    (code, String::from_utf8(payload[2..].to_vec()).unwrap())
-}
 
 async fn assert_closed_with(first: u8, payload: &[u8], code: u16, reason: &str) {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let mut socket = raw_connect(&app, 1).await;
-    socket.write_all(&masked(first, payload)).await.unwrap();
-    let frames = frames_until_close(&mut socket).await;
-    // 1000 (connected), 1001 with the reason, then the close frame.
-    let texts: Vec<serde_json::Value> = frames
-        .iter()
-        .filter(|(op, _)| *op == 0x1)
-        .map(|(_, p)| serde_json::from_slice(p).unwrap())
-        .collect();
-    assert_eq!(texts[0]["code"], 1000, "{texts:?}");
-    assert_eq!(texts.last().unwrap()["code"], 1001, "{texts:?}");
-    assert!(
-        texts.last().unwrap()["reason"]
-            .as_str()
-            .unwrap()
-            .contains(reason),
-        "{texts:?}"
-    );
-    assert_eq!(close_of(&frames), (code, close_of(&frames).1.clone()));
-    assert!(close_of(&frames).1.contains(reason), "{frames:?}");
+    let mut raw = Raw::connect(&app, 1).await;
+    raw.send(&frame(first, payload)).await;
+    // A 1001 frame with the reason, then the close frame with the code and reason.
+    raw.expect_failed(code, reason).await;
+    raw.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmasked_frame_closes_with_1002() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let mut socket = raw_connect(&app, 1).await;
-    socket.write_all(&[0x81, 0x02, b'{', b'}']).await.unwrap();
-    let frames = frames_until_close(&mut socket).await;
-    let (code, reason) = close_of(&frames);
-    assert_eq!(code, 1002);
-    assert!(reason.contains("masked"), "{reason}");
+    let mut raw = Raw::connect(&app, 1).await;
+    raw.send(&[0x81, 0x02, b'{', b'}']).await;
+    raw.expect_failed(1002, "masked").await;
+    raw.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,14 +61,13 @@ async fn continuation_without_a_message_closes_with_1002() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_message_is_refused_from_its_header() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let mut socket = raw_connect(&app, 1).await;
+    let mut raw = Raw::connect(&app, 1).await;
     // Announce 10 MB and send none of it: the server answers 1009 without waiting for it.
     let mut header = vec![0x81, 0x80 | 127];
     header.extend_from_slice(&(10_000_000u64).to_be_bytes());
     header.extend_from_slice(&[1, 2, 3, 4]);
-    socket.write_all(&header).await.unwrap();
-    let frames = frames_until_close(&mut socket).await;
-    assert_eq!(close_of(&frames).0, 1009, "{frames:?}");
+    raw.send(&header).await;
+    raw.expect_failed(1009, "max_frame_bytes").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

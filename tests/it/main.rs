@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod autobahn;
 mod bus_contract;
 mod bus_outage;
 mod closing;
@@ -13,6 +14,7 @@ mod edge;
 mod framing;
 mod groups;
 mod handshake;
+mod handshake_props;
 mod history;
 mod jwks;
 mod limiter_contract;

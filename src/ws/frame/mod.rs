@@ -18,9 +18,12 @@ mod format;
 mod reader;
 mod rules;
 
+#[cfg(test)]
+mod proptests;
+
 pub use format::{
     Head, MAX_CLIENT_HEADER, MAX_HEADER, apply_mask, close_payload, encode, header, opcode,
     parse_head,
 };
-pub use reader::{FrameReader, Incoming, ReadError, read_ready};
+pub use reader::{FrameReader, Incoming, ReadError, read_pieces, read_ready};
 pub use rules::{FrameError, check, close_code};

@@ -47,6 +47,9 @@ pub struct FrameReader {
     partial: Option<(u8, BytesMut)>,
     /// Payload bytes of a refused frame still to skip.
     discard: u64,
+    /// A message over the limit was refused before its last fragment: its remaining
+    /// fragments are skipped too.
+    skipping: bool,
     /// Bytes allocated for a read.
     chunk: usize,
     /// The largest message accepted.
@@ -69,6 +72,7 @@ impl FrameReader {
             buf: BytesMut::new(),
             partial: None,
             discard: 0,
+            skipping: false,
             chunk: chunk.max(16),
             max_message,
             more_buffered: true,
@@ -169,14 +173,27 @@ impl FrameReader {
             }
             let mask: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
             at += 4;
-            let so_far = self.partial.as_ref().map(|(_, p)| p.len() as u64);
+            if self.skipping && op == opcode::CONTINUATION {
+                // The rest of a refused message: skipped as it arrives.
+                self.buf.advance(at);
+                self.discard = len;
+                self.skipping = !fin;
+                continue;
+            }
+            let so_far = match &self.partial {
+                Some((_, p)) => Some(p.len() as u64),
+                // Still in a refused message: a new one may not start.
+                None => self.skipping.then_some(0),
+            };
             match check(&head, so_far, self.max_message) {
                 Ok(()) => {}
                 Err(FrameError::TooBig) => {
-                    // Refused from its header: skip its payload as it arrives.
+                    // Refused from its header: skip its payload as it arrives, and the rest
+                    // of its message.
                     self.buf.advance(at);
                     self.discard = len;
                     self.partial = None;
+                    self.skipping = !fin;
                     return Err(FrameError::TooBig);
                 }
                 Err(refused) => return Err(refused),
@@ -219,9 +236,10 @@ impl FrameReader {
         }
     }
 
-    /// Adds bytes as if read from the socket (for tests).
-    #[cfg(test)]
-    fn feed(&mut self, bytes: &[u8]) {
+    /// Adds bytes as if read from the socket: for the unit and property tests and the fuzz
+    /// targets (fuzz/), which drive `parse` without a socket.
+    #[doc(hidden)]
+    pub fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 }
@@ -240,6 +258,39 @@ async fn until<T>(
             .map_err(|_| ReadError::Stalled)?
             .map_err(ReadError::Io),
     }
+}
+
+/// What a connection reads from `pieces`, each handed to a new reader (refusing messages
+/// over `max_message` bytes) as one read: every message and control frame, and the errors,
+/// as the server acts on them: after a message over the limit it reads on (its payload is
+/// skipped), after the client's close frame or any other error it stops. For the property tests and the fuzz targets
+/// (fuzz/), whose oracle is that the outcome does not depend on how the bytes are split.
+#[doc(hidden)]
+pub fn read_pieces<'a>(
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+    max_message: usize,
+) -> Vec<Result<Incoming, FrameError>> {
+    let mut reader = FrameReader::new(512, max_message);
+    let mut outcomes = Vec::new();
+    for piece in pieces {
+        reader.feed(piece);
+        loop {
+            match reader.parse() {
+                Ok(Some(Incoming::Close)) => {
+                    outcomes.push(Ok(Incoming::Close));
+                    return outcomes;
+                }
+                Ok(Some(incoming)) => outcomes.push(Ok(incoming)),
+                Ok(None) => break,
+                Err(FrameError::TooBig) => outcomes.push(Err(FrameError::TooBig)),
+                Err(refused) => {
+                    outcomes.push(Err(refused));
+                    return outcomes;
+                }
+            }
+        }
+    }
+    outcomes
 }
 
 /// Reads what the socket holds now (at most `chunk` bytes) onto the end of `buf`.
@@ -393,11 +444,27 @@ mod tests {
         r.feed(&frame[20..]);
         r.feed(&client_frame(true, opcode::CLOSE, &[3, 232]));
         assert_eq!(r.parse(), Ok(Some(Incoming::Close)));
-        // Fragments count together.
+        // Fragments count together; the rest of the refused message is skipped, and the
+        // client's close frame after it is read (not taken for a stray continuation).
         let mut r = reader();
         r.feed(&client_frame(false, opcode::TEXT, &[b'a'; 600]));
+        r.feed(&client_frame(false, opcode::CONTINUATION, &[b'a'; 600]));
+        r.feed(&client_frame(false, opcode::CONTINUATION, &[b'a'; 600]));
+        r.feed(&client_frame(true, opcode::PING, b"p"));
         r.feed(&client_frame(true, opcode::CONTINUATION, &[b'a'; 600]));
+        r.feed(&client_frame(true, opcode::CLOSE, &[3, 232]));
         assert_eq!(r.parse(), Err(FrameError::TooBig));
+        assert_eq!(
+            r.parse(),
+            Ok(Some(Incoming::Ping(Bytes::from_static(b"p"))))
+        );
+        assert_eq!(r.parse(), Ok(Some(Incoming::Close)));
+        // A new message before the refused one's last fragment still breaks the rules.
+        let mut r = reader();
+        r.feed(&client_frame(false, opcode::TEXT, &[b'a'; 1025]));
+        r.feed(&client_frame(true, opcode::TEXT, b"{}"));
+        assert_eq!(r.parse(), Err(FrameError::TooBig));
+        assert!(matches!(r.parse(), Err(FrameError::Protocol(_))));
         // Exactly the limit is fine.
         let mut r = reader();
         r.feed(&client_frame(true, opcode::BINARY, &[0; 1024]));

@@ -16,6 +16,14 @@ use super::app::TestApp;
 /// How long any expected frame may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// A TCP connection to `app` with a tiny receive buffer: a client that stops reading it
+/// fills the server's side quickly.
+pub async fn small_buffer_stream(app: &TestApp) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(app.addr).await.expect("connecting")
+}
+
 /// A connected, authenticated user.
 pub struct Client {
     pub user: i64,
@@ -44,9 +52,7 @@ impl Client {
     /// Connects `user` over a socket with a tiny receive buffer (and reads the 1000 frame),
     /// so that a client that stops reading fills the server's side quickly.
     pub async fn connect_small_buffer(app: &TestApp, user: i64) -> Client {
-        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        let stream = socket.connect(app.addr).await.expect("connecting");
+        let stream = small_buffer_stream(app).await;
         let mut request = app.ws_url().into_client_request().unwrap();
         request.headers_mut().insert(
             "authorization",

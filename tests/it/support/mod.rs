@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod eventually;
 pub mod guarded;
 pub mod jwks;
+pub mod raw;
 pub mod services;
 
 pub use app::{Backend, TestApp, many_frames};
