@@ -17,7 +17,6 @@ use crate::metrics::Metrics;
 use crate::settings::{BusUrl, Settings};
 use crate::state::{AppState, Shared};
 use crate::store::MessageWriter;
-use crate::ws::close::CloseReason;
 
 /// A built node, bound and ready to serve.
 pub struct Application {
@@ -95,8 +94,10 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then drains: readiness turns 503, every connection
-    /// gets 1001 and close 1012, and the node waits up to `server.shutdown_grace` for them.
+    /// Serves until `shutdown` resolves, then drains: readiness turns 503 and new upgrades
+    /// are refused (the node keeps answering HTTP meanwhile), every connection gets 1001 and
+    /// close 1012 after answering the frame it is handling, spread over
+    /// `server.drain_window`, and the node waits up to `server.shutdown_grace` for them.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -107,8 +108,10 @@ impl Application {
         tokio::spawn(async move {
             shutdown.await;
             on_signal.shutdown.cancel();
-            // Every connection gets 1001 and close 1012 now, not after the HTTP side is done.
-            on_signal.hub.close_all(CloseReason::Draining);
+            // Connections get 1001 and close 1012 spread over the drain window, each after
+            // answering the frame it is handling.
+            let window = on_signal.settings.server.drain_window;
+            on_signal.hub.drain(window).await;
         });
         tokio::spawn(state.expiries.clone().run(state.shutdown.clone()));
         let server = &state.settings.server;
@@ -117,8 +120,14 @@ impl Application {
             server.idle_timeout,
             state.shutdown.clone(),
         ));
-        crate::http::serve(self.listener, router, state.clone()).await;
-        state.hub.close_all(CloseReason::Draining);
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn(crate::http::serve(
+            self.listener,
+            router,
+            state.clone(),
+            stop.clone(),
+        ));
+        state.shutdown.cancelled().await;
         state.tracker.close();
         if tokio::time::timeout(state.settings.server.shutdown_grace, state.tracker.wait())
             .await
@@ -129,6 +138,8 @@ impl Application {
                 "shutdown grace ran out with connections open"
             );
         }
+        stop.cancel();
+        let _ = serving.await;
         Ok(())
     }
 }

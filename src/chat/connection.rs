@@ -123,9 +123,15 @@ async fn read_loop<Io: AsyncRead + Unpin>(
 ) -> Ended {
     let metrics = &session.state.metrics.edge;
     loop {
+        // Checked between frames only: a frame being handled when a drain starts is
+        // answered (its acknowledgement written) before the connection closes.
         let next = tokio::select! {
+            biased;
+            _ = outbox.ending() => {
+                outbox.close(CloseReason::Draining);
+                return Ended::ByServer;
+            }
             next = reader.next(io, socket) => next,
-            _ = outbox.stopped() => return Ended::ByServer,
         };
         outbox.touch();
         if matches!(

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 use tower::Service as _;
 
 use crate::admission::HandshakeSlot;
@@ -29,8 +30,14 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
 content-type: application/json\r\nconnection: close\r\ncontent-length: 67\r\n\r\n\
 {\"error\":\"too many handshakes in progress: retry later\",\"code\":503}";
 
-/// Accepts and serves connections until the node drains.
-pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
+/// Accepts and serves connections until `stop`: through a drain too, so that readiness
+/// answers 503 and upgrades are refused rather than the port going dark.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    stop: CancellationToken,
+) {
     let server = &state.settings.server;
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -40,7 +47,7 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
     loop {
         let (stream, peer) = tokio::select! {
             biased;
-            _ = state.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -55,14 +62,11 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let served = serve_connection(
-            stream,
-            peer,
-            slot,
-            router.clone(),
-            http.clone(),
-            state.clone(),
-        );
+        let mut http = http.clone();
+        if state.shutdown.is_cancelled() {
+            http.keep_alive(false);
+        }
+        let served = serve_connection(stream, peer, slot, router.clone(), http, state.clone());
         state.tracker.spawn(served);
     }
 }
@@ -90,11 +94,18 @@ async fn serve_connection(
         .serve_connection(TokioIo::new(SharedTcp(tcp)), service)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        _ = state.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let result = if state.shutdown.is_cancelled() {
+        // Accepted while draining (http was built without keep-alive): one answer, then
+        // the connection closes.
+        conn.await
+    } else {
+        tokio::select! {
+            result = conn.as_mut() => result,
+            // A kept-alive connection closes after the request it is serving.
+            _ = state.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
     };
     drop(slot);

@@ -66,6 +66,9 @@ struct State {
 /// `server.group_write_delay` (ws/flusher.rs).
 pub const LARGE_FAN_OUT: usize = 64;
 
+/// How often a drain closes its next slice of connections.
+const DRAIN_SLICE: Duration = Duration::from_millis(10);
+
 /// This node's connections and subscriptions.
 pub struct Hub {
     state: RwLock<State>,
@@ -177,6 +180,35 @@ impl Hub {
     }
 
     /// Closes every local connection for `reason` (drain).
+    /// Drains the node: every connection is asked to end (close 1012 after the frame it is
+    /// handling) in even slices over `window`, so that clients reconnect to the other nodes
+    /// spread out rather than all in the same second.
+    pub async fn drain(&self, window: Duration) {
+        let outboxes = self.outboxes();
+        // One slice per DRAIN_SLICE, or per connection when there are fewer connections.
+        let most = (window.as_millis() / DRAIN_SLICE.as_millis()).max(1) as usize;
+        let slices = outboxes.len().clamp(1, most);
+        let per_slice = outboxes.len().div_ceil(slices).max(1);
+        let mut tick = tokio::time::interval(window / slices as u32);
+        for slice in outboxes.chunks(per_slice) {
+            tick.tick().await;
+            for outbox in slice {
+                outbox.drain();
+            }
+        }
+        // Connections whose handshake was under way when the drain began.
+        for outbox in self.outboxes() {
+            outbox.drain();
+        }
+    }
+
+    /// Every local connection's outbox.
+    fn outboxes(&self) -> Vec<Arc<Outbox>> {
+        let state = self.state.read();
+        let all = state.users.values().flat_map(|local| local.conns.iter());
+        all.map(|conn| conn.outbox.clone()).collect()
+    }
+
     pub fn close_all(&self, reason: CloseReason) {
         let state = self.state.read();
         for local in state.users.values() {

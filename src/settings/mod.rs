@@ -129,6 +129,9 @@ impl Settings {
                 "server.max_connections and server.max_handshakes must be at least 1".into(),
             );
         }
+        if server.drain_window >= server.shutdown_grace {
+            return Err("server.drain_window must be shorter than server.shutdown_grace".into());
+        }
         if server.handshake_timeout.is_zero() || server.fragment_timeout.is_zero() {
             return Err(
                 "server.handshake_timeout and server.fragment_timeout must be above 0".into(),

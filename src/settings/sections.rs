@@ -30,6 +30,11 @@ pub struct ServerSettings {
     /// How long a draining node waits for its connections to close. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// On SIGTERM the node closes its connections (1012) spread evenly over this window, so
+    /// that they reconnect to the other nodes spread out too; less than `shutdown_grace`.
+    /// Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub drain_window: Duration,
     /// When non-empty, a WebSocket handshake whose `Origin` is not exactly one of these gets
     /// 403; requests without `Origin` pass. Default empty (any origin).
     pub allowed_origins: Vec<String>,
@@ -87,6 +92,7 @@ impl Default for ServerSettings {
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             shutdown_grace: Duration::from_secs(10),
+            drain_window: Duration::from_secs(5),
             allowed_origins: Vec::new(),
             max_devices_per_user: 16,
             worker_threads: 0,

@@ -67,7 +67,10 @@ pub struct Outbox {
     drained: Notify,
     /// Set when the connection must end; the reader stops reading.
     stopped: AtomicBool,
-    /// Wakes the reader when `stopped` is set.
+    /// Set when the node drains: the reader stops after the frame it is handling (whose
+    /// answer still goes out) and closes the connection.
+    draining: AtomicBool,
+    /// Wakes the reader when `stopped` or `draining` is set.
     stop_wake: Notify,
     /// Wakes a writer blocked on a socket that has not taken a byte for too long.
     abort: Notify,
@@ -94,6 +97,7 @@ impl Outbox {
             ready: Notify::new(),
             drained: Notify::new(),
             stopped: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             stop_wake: Notify::new(),
             abort: Notify::new(),
             last_seen: AtomicU64::new(now_millis()),
@@ -303,6 +307,28 @@ impl Outbox {
                 return;
             }
             drained.await;
+        }
+    }
+
+    /// Asks the connection to end for a drain once the frame being handled is answered.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.stop_wake.notify_waiters();
+    }
+
+    /// Whether a drain asked the connection to end.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the connection must end, or should for a drain.
+    pub async fn ending(&self) {
+        loop {
+            let woken = self.stop_wake.notified();
+            if self.is_stopped() || self.is_draining() {
+                return;
+            }
+            woken.await;
         }
     }
 

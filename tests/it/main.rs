@@ -9,6 +9,7 @@ mod bus_contract;
 mod bus_outage;
 mod closing;
 mod cluster;
+mod drain;
 mod duplicates;
 mod edge;
 mod framing;

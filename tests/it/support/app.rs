@@ -37,6 +37,7 @@ pub async fn test_settings(backend: Backend) -> (Settings, tempfile::TempDir) {
     })
     .expect("a store URL");
     settings.server.shutdown_grace = Duration::from_secs(2);
+    settings.server.drain_window = Duration::from_millis(500);
     (settings, dir)
 }
 

@@ -128,6 +128,20 @@ impl Client {
         }
     }
 
+    /// The next JSON frame, or `None` once the connection closed (a close frame or its end).
+    pub async fn recv_or_close(&mut self) -> Option<Value> {
+        match self.next().await {
+            Some(Message::Text(text)) => Some(serde_json::from_str(&text).expect("JSON")),
+            Some(Message::Close(_)) | None => None,
+            Some(other) => panic!("user {}: unexpected {other:?}", self.user),
+        }
+    }
+
+    /// Sends a JSON frame; an error once the connection is closing or gone.
+    pub async fn send_checked(&mut self, frame: Value) -> Result<(), Error> {
+        self.ws.send(Message::text(frame.to_string())).await
+    }
+
     /// The next message of any kind (pings skipped), or `None` when the connection ended.
     pub async fn next(&mut self) -> Option<Message> {
         loop {

@@ -85,6 +85,7 @@ impl Cluster {
             ("CHAT__STORAGE__URL".into(), database.clone()),
             ("CHAT__BUS__URL".into(), redis.url()),
             ("CHAT__SERVER__SHUTDOWN_GRACE".into(), "3s".into()),
+            ("CHAT__SERVER__DRAIN_WINDOW".into(), "1s".into()),
             ("CHAT__LOG__LEVEL".into(), "info".into()),
         ];
         for (k, v) in extra {
