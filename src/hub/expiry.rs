@@ -1,7 +1,7 @@
 //! Token expiry of live connections: one task per node keeps the instants at which a
 //! connection must be warned that its token is about to expire (1004) and at which it is
 //! closed for an expired token (1008), in time order, and acts on each when it comes. A
-//! connection costs one map entry per instant, no timer of its own.
+//! connection costs one map entry (the warning, then the close), no timer of its own.
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -37,15 +37,15 @@ impl Expiries {
     /// Schedules the warning (`warning` before `expires_at`, unix seconds, or at once when
     /// that has passed) and the close of connection `conn`.
     pub fn schedule(&self, conn: ConnId, outbox: &Arc<Outbox>, expires_at: u64, warning: Duration) {
-        let expire_ms = expires_at.saturating_mul(1000);
-        let warn_ms = expire_ms.saturating_sub(warning.as_millis() as u64);
+        let warn_ms = expires_at
+            .saturating_mul(1000)
+            .saturating_sub(warning.as_millis() as u64);
         let mut schedule = self.schedule.lock();
         let earliest = schedule.keys().next().map(|k| k.0);
-        schedule.insert(
-            (warn_ms, conn, Due::Warn(expires_at)),
-            Arc::downgrade(outbox),
-        );
-        schedule.insert((expire_ms, conn, Due::Expire), Arc::downgrade(outbox));
+        // One entry at a time per connection: the warning, which schedules the close when
+        // it fires.
+        let warn = (warn_ms, conn, Due::Warn(expires_at));
+        schedule.insert(warn, Arc::downgrade(outbox));
         drop(schedule);
         if earliest.is_none_or(|earliest| warn_ms < earliest) {
             self.changed.notify_one();
@@ -62,7 +62,7 @@ impl Expiries {
         schedule.remove(&(expire_ms, conn, Due::Expire));
     }
 
-    /// Entries scheduled (for tests and metrics).
+    /// Entries scheduled: one per connection with a token.
     pub fn len(&self) -> usize {
         self.schedule.lock().len()
     }
@@ -97,16 +97,26 @@ impl Expiries {
             let later = schedule.split_off(&(now + 1, 0, Due::Warn(0)));
             std::mem::replace(&mut *schedule, later)
         };
-        for ((_, _, what), outbox) in due {
-            let Some(outbox) = outbox.upgrade() else {
+        let mut closes = Vec::new();
+        for ((_, conn, what), weak) in due {
+            let Some(outbox) = weak.upgrade() else {
                 continue;
             };
             match what {
-                Due::Warn(expires_at) => outbox.answer(server::token_expiring(expires_at)),
+                Due::Warn(expires_at) => {
+                    outbox.answer(server::token_expiring(expires_at));
+                    closes.push((expires_at.saturating_mul(1000), conn, weak));
+                }
                 Due::Expire => outbox.close(CloseReason::Policy("token expired")),
             }
         }
-        self.schedule.lock().keys().next().map(|k| k.0)
+        let mut schedule = self.schedule.lock();
+        for (at, conn, weak) in closes {
+            schedule.insert((at, conn, Due::Expire), weak);
+        }
+        // A close already due (the warning came at its expiry) fires on the task's next
+        // turn, at once.
+        schedule.keys().next().map(|k| k.0)
     }
 }
 
@@ -128,7 +138,7 @@ mod tests {
         expiries.schedule(1, &outbox, 100, Duration::from_secs(60));
         expiries.schedule(2, &other, 100, Duration::from_secs(60));
         expiries.cancel(2, 100, Duration::from_secs(60));
-        assert_eq!(expiries.len(), 2);
+        assert_eq!(expiries.len(), 1);
         // Before the warning: nothing; the next instant is the warning.
         assert_eq!(expiries.fire(39_999), Some(40_000));
         assert!(outbox.is_empty());
