@@ -44,17 +44,19 @@ impl Application {
         let bus = crate::bus::connect(&settings.bus)
             .await
             .with_context(|| format!("connecting to bus {:?}", settings.bus.url))?;
-        let limiter = crate::limiter::connect(&settings).await.with_context(|| {
-            let url = settings.stranger_counters();
-            format!("connecting the stranger counters to {url:?}")
-        })?;
+        let metrics = Arc::new(Metrics::default());
+        let limiter = crate::limiter::connect(&settings, metrics.clone())
+            .await
+            .with_context(|| {
+                let url = settings.stranger_counters();
+                format!("connecting the stranger counters to {url:?}")
+            })?;
         if settings.stranger_counters() == &BusUrl::Memory && settings.bus.url != BusUrl::Memory {
             tracing::warn!(
                 "the stranger counters are in memory while the bus is Redis: each node counts \
                  on its own, so a stranger may send limits.stranger_messages per node"
             );
         }
-        let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(
             bus.clone(),
             settings.bus.unsubscribe_delay,
