@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
 use crate::auth::Authenticator;
+use crate::health::Health;
 use crate::hub::Hub;
 use crate::limiter::Answered;
 use crate::metrics::Metrics;
@@ -77,6 +78,7 @@ impl Application {
             limiter,
             answered: Answered::default(),
             metrics,
+            health: Arc::new(Health::new(settings.server.ready_tolerance)),
             admission: Admission::new(&settings.server, crate::fdlimit::soft()),
             shutdown,
             tracker: TaskTracker::new(),
@@ -113,6 +115,11 @@ impl Application {
             on_signal.hub.close_all(CloseReason::Draining);
         });
         tokio::spawn(state.expiries.clone().run(state.shutdown.clone()));
+        tokio::spawn(state.health.clone().run(
+            state.store.clone(),
+            state.bus.clone(),
+            state.shutdown.clone(),
+        ));
         let server = &state.settings.server;
         tokio::spawn(state.hub.clone().run_sweeper(
             server.ping_interval,
