@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
 use crate::auth::Authenticator;
+use crate::health::Health;
 use crate::hub::Hub;
 use crate::limiter::Answered;
 use crate::metrics::Metrics;
@@ -43,17 +44,19 @@ impl Application {
         let bus = crate::bus::connect(&settings.bus)
             .await
             .with_context(|| format!("connecting to bus {:?}", settings.bus.url))?;
-        let limiter = crate::limiter::connect(&settings).await.with_context(|| {
-            let url = settings.stranger_counters();
-            format!("connecting the stranger counters to {url:?}")
-        })?;
+        let metrics = Arc::new(Metrics::default());
+        let limiter = crate::limiter::connect(&settings, metrics.clone())
+            .await
+            .with_context(|| {
+                let url = settings.stranger_counters();
+                format!("connecting the stranger counters to {url:?}")
+            })?;
         if settings.stranger_counters() == &BusUrl::Memory && settings.bus.url != BusUrl::Memory {
             tracing::warn!(
                 "the stranger counters are in memory while the bus is Redis: each node counts \
                  on its own, so a stranger may send limits.stranger_messages per node"
             );
         }
-        let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(
             bus.clone(),
             settings.bus.unsubscribe_delay,
@@ -74,6 +77,7 @@ impl Application {
             limiter,
             answered: Answered::default(),
             metrics,
+            health: Arc::new(Health::new(settings.server.ready_tolerance)),
             admission: Admission::new(&settings.server, crate::fdlimit::soft()),
             shutdown,
             tracker: TaskTracker::new(),
@@ -114,6 +118,11 @@ impl Application {
             on_signal.hub.drain(window).await;
         });
         tokio::spawn(state.expiries.clone().run(state.shutdown.clone()));
+        tokio::spawn(state.health.clone().run(
+            state.store.clone(),
+            state.bus.clone(),
+            state.shutdown.clone(),
+        ));
         let server = &state.settings.server;
         tokio::spawn(state.hub.clone().run_sweeper(
             server.ping_interval,

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bus;
 pub mod chat;
 pub mod fdlimit;
+pub mod health;
 pub mod http;
 pub mod hub;
 pub mod ids;

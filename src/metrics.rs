@@ -47,6 +47,9 @@ pub struct Metrics {
     pub store_errors: Counter,
     /// Publishes that failed.
     pub bus_errors: Counter,
+    /// Stranger checks answered by this node's own counters because the shared ones did
+    /// not answer.
+    pub stranger_fallbacks: Counter,
     /// What the edge refused or cut short, by reason (`chat_edge_refusals_total{reason}`).
     pub edge: EdgeRefusals,
 }
@@ -91,7 +94,7 @@ impl Metrics {
     /// Prometheus text exposition, with the current connection gauge.
     pub fn render(&self, connections: usize) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &Counter); 9] = [
+        let counters: [(&str, &str, &Counter); 10] = [
             (
                 "chat_connections_opened_total",
                 "WebSocket connections accepted",
@@ -136,6 +139,11 @@ impl Metrics {
                 "chat_bus_errors_total",
                 "Bus publish failures",
                 &self.bus_errors,
+            ),
+            (
+                "chat_stranger_limiter_fallbacks_total",
+                "Stranger checks answered by this node's own counters while the shared ones did not answer",
+                &self.stranger_fallbacks,
             ),
         ];
         for (name, help, counter) in counters {

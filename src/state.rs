@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 use crate::admission::Admission;
 use crate::auth::Authenticator;
 use crate::bus::Bus;
+use crate::health::Health;
 use crate::hub::{Expiries, Hub};
 use crate::limiter::{Answered, StrangerLimiter};
 use crate::metrics::Metrics;
@@ -35,6 +36,8 @@ pub struct Shared {
     /// Pairs known to be past the stranger limit for good: no counter round trip for them.
     pub answered: Answered,
     pub metrics: Arc<Metrics>,
+    /// What the health checks last saw of storage and bus (readiness answers from it).
+    pub health: Arc<Health>,
     /// The admission limits: handshakes, connections, connections per address.
     pub admission: Arc<Admission>,
     /// Cancelled when the node starts draining: connections close with 1012.

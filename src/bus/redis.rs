@@ -17,7 +17,8 @@
 //!   overflow of the subscriber's message queue also calls `Inbound::resync`.
 //! - Commands time out after `bus.command_timeout`; the clients reconnect for ever, with
 //!   exponential backoff (100 ms doubling to 5 s) plus jitter; `ping` fails while either
-//!   link is down, so readiness turns 503.
+//!   link is down, so the node's health checks see the bus failing (readiness turns 503
+//!   once that lasts longer than `server.ready_tolerance`).
 
 mod subscriber;
 

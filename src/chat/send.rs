@@ -141,6 +141,8 @@ impl Session {
                     }
                 }
             }
+            // Not from the shipped counters: shared ones fall back to this node's own
+            // (`limiter::Fallback`), which always answer.
             Err(e) => {
                 tracing::warn!(error = %e, "stranger limiter failed");
                 self.not_stored(cid);

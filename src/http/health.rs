@@ -23,7 +23,9 @@ async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The node takes traffic: storage and bus answer, and it is not draining.
+/// The node takes traffic: it is not draining, not full, and neither storage nor bus has
+/// been failing its health checks for longer than `server.ready_tolerance`. Answered at once
+/// from what the node's health task last saw (`crate::health`), never by asking them.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     if state.shutdown.is_cancelled() {
         return (
@@ -41,9 +43,8 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             })),
         );
     }
-    let store = state.store.ping().await;
-    let bus = state.bus.ping().await;
-    let ok = store.is_ok() && bus.is_ok();
+    let report = state.health.report();
+    let ok = report.ready();
     let status = if ok {
         StatusCode::OK
     } else {
@@ -53,8 +54,8 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         status,
         Json(json!({
             "status": if ok { "ready" } else { "unavailable" },
-            "store": store.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
-            "bus": bus.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            "store": report.store,
+            "bus": report.bus,
             "connections": state.hub.connections(),
         })),
     )

@@ -7,12 +7,16 @@
 //! - `undo(from, to)` takes back one counted message that was not stored after all.
 //! - The counters are a fast path, not the record: when they refuse, the caller asks the
 //!   store whether the pair is exempt (mutual follows, or `to` ever answered).
+//! - Shared counters are wrapped in `Fallback` by `connect`: when they do not answer, this
+//!   node's own counters do, so a send is never refused because the counters are out.
 
 mod answered;
+mod fallback;
 mod memory;
 mod redis;
 
 pub use answered::Answered;
+pub use fallback::Fallback;
 pub use memory::MemoryLimiter;
 pub use redis::RedisLimiter;
 
@@ -20,6 +24,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 use crate::ids::UserId;
+use crate::metrics::Metrics;
 use crate::settings::{BusUrl, Settings};
 
 /// What the counters say about one message.
@@ -34,7 +39,7 @@ pub enum Verdict {
     OverLimit,
 }
 
-/// The counters could not be read; the message is refused as not stored (5000).
+/// The counters could not be read (`Fallback` then answers from this node's own).
 #[derive(Debug, thiserror::Error)]
 #[error("stranger-limit counters unavailable: {0}")]
 pub struct LimiterError(pub String);
@@ -49,8 +54,12 @@ pub trait StrangerLimiter: Send + Sync + 'static {
 }
 
 /// Builds the counters that `limits.stranger_counters_url` names (by default the bus's URL):
-/// one match arm per implementation.
-pub async fn connect(settings: &Settings) -> Result<Arc<dyn StrangerLimiter>, LimiterError> {
+/// one match arm per implementation. Shared counters come wrapped in a `Fallback` that
+/// counts its fallbacks in `metrics`.
+pub async fn connect(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<dyn StrangerLimiter>, LimiterError> {
     let (limit, window) = (
         settings.limits.stranger_messages,
         settings.limits.stranger_window,
@@ -58,7 +67,8 @@ pub async fn connect(settings: &Settings) -> Result<Arc<dyn StrangerLimiter>, Li
     Ok(match settings.stranger_counters() {
         BusUrl::Memory => Arc::new(MemoryLimiter::new(limit, window)),
         BusUrl::Redis(url) => {
-            Arc::new(RedisLimiter::connect(url, &settings.bus, limit, window).await?)
+            let shared = RedisLimiter::connect(url, &settings.bus, limit, window).await?;
+            Arc::new(Fallback::new(shared, limit, window, metrics))
         }
     })
 }

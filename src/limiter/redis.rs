@@ -7,9 +7,13 @@
 //! the reverse counter `(to, from)` is positive. `undo` decrements a positive counter (never
 //! creating one). Both counters of a pair share a hash tag, `{prefix}:stranger:{lo:hi}:…`,
 //! so the script touches one slot of a Redis Cluster.
+//!
+//! Checks fail fast while the connection is down (instead of waiting for it for up to
+//! `bus.command_timeout`): `connect` wraps these counters in a `Fallback`, which answers
+//! from this node's own counters meanwhile.
 
 use async_trait::async_trait;
-use fred::prelude::{Client, ClientLike, LuaInterface};
+use fred::prelude::{Client, ClientLike, LuaInterface, Options};
 use std::time::Duration;
 
 use super::{LimiterError, StrangerLimiter, Verdict};
@@ -91,14 +95,15 @@ impl RedisLimiter {
             self.window_ms.to_string(),
             self.limit.to_string(),
         ];
-        match self
-            .client
+        let client = self.client.with_options(&Options {
+            fail_fast: true,
+            ..Options::default()
+        });
+        match client
             .evalsha(self.sha.as_str(), keys.clone(), args.clone())
             .await
         {
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                self.client.eval(SCRIPT, keys, args).await
-            }
+            Err(e) if e.details().starts_with("NOSCRIPT") => client.eval(SCRIPT, keys, args).await,
             result => result,
         }
     }

@@ -80,6 +80,12 @@ pub struct ServerSettings {
     /// the connection closes with 1008. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub fragment_timeout: Duration,
+    /// How long storage or the bus may keep failing the node's health checks (one a second)
+    /// before readiness turns 503. Shorter failures keep the node in the load balancer: a
+    /// blip of a dependency that every node shares would otherwise take every node out at
+    /// once. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub ready_tolerance: Duration,
 }
 
 impl Default for ServerSettings {
@@ -104,6 +110,7 @@ impl Default for ServerSettings {
             max_connections_per_ip: 0,
             trusted_proxies: Vec::new(),
             fragment_timeout: Duration::from_secs(10),
+            ready_tolerance: Duration::from_secs(10),
         }
     }
 }

@@ -66,3 +66,69 @@ async fn redis_outage_acks_2101_then_asks_clients_to_resync() {
     let pushed = bob.expect(2000).await;
     assert_eq!(pushed["id"], live["id"]);
 }
+
+/// The count of `chat_stranger_limiter_fallbacks_total` in `metrics`.
+fn fallbacks(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("chat_stranger_limiter_fallbacks_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no fallback counter in {metrics}"))
+}
+
+#[tokio::test]
+async fn strangers_messages_are_stored_while_the_shared_counters_are_down() {
+    let mut redis = Redis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.bus.url = url.parse().unwrap()).await;
+    let mut alice = Client::connect(&app, 1).await;
+    // Bob (2) has never written to Alice and is offline: one message counted in Redis.
+    alice.send(private(2, "before", "s-1")).await;
+    let first = alice.expect(2101).await;
+
+    redis.kill();
+    // A retry of the stored message gets its original acknowledgement.
+    alice.send(private(2, "before", "s-1")).await;
+    let again = alice.recv().await;
+    assert_eq!(again["code"], 2101, "the original ack: {again}");
+    assert_eq!(again["id"], first["id"], "{again}");
+    // New messages are stored and acknowledged, counted by this node alone: up to
+    // limits.stranger_messages of them during the outage.
+    for n in 1..=3 {
+        alice.send(private(2, "during", &format!("o-{n}"))).await;
+        let ack = alice.recv().await;
+        assert_eq!(ack["code"], 2101, "stored, not delivered live: {ack}");
+        assert_eq!(ack["client_msg_id"], format!("o-{n}"));
+    }
+    alice.send(private(2, "one too many", "o-4")).await;
+    assert_eq!(alice.expect(4029).await["client_msg_id"], "o-4");
+    // Past the limit, a retry is still told it was stored.
+    alice.send(private(2, "during", "o-1")).await;
+    assert_eq!(alice.expect(2101).await["client_msg_id"], "o-1");
+    let during = fallbacks(&app.metrics().await);
+    assert!(during >= 1, "the fallbacks are counted: {during}");
+    let stored = app
+        .sql_int("SELECT COUNT(*) FROM messages WHERE sender_id = 1")
+        .await;
+    assert_eq!(stored, 4, "each stored once, the refused one not at all");
+
+    // Once Redis is back, the shared counters answer again (no more fallbacks).
+    redis.restart();
+    let mut stranger = 100;
+    eventually(
+        Duration::from_secs(15),
+        "the shared counters back",
+        async || {
+            stranger += 1;
+            let before = fallbacks(&app.metrics().await);
+            alice.send(private(stranger, "hello", "after")).await;
+            let mut ack = alice.recv().await;
+            while ack["code"] == 1002 {
+                ack = alice.recv().await;
+            }
+            assert!(matches!(ack["code"].as_u64(), Some(2100 | 2101)), "{ack}");
+            fallbacks(&app.metrics().await) == before
+        },
+    )
+    .await;
+}

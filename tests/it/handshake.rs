@@ -121,7 +121,9 @@ async fn health_and_metrics(backend: Backend) {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ready");
-    assert_eq!(body["store"], "ok");
+    assert_eq!(body["store"]["status"], "ok", "{body}");
+    assert_eq!(body["bus"]["status"], "ok", "{body}");
+    assert!(body["store"]["since"].is_u64(), "{body}");
     assert_eq!(body["connections"], 1);
     let text = app.metrics().await;
     assert!(text.contains("chat_connections_opened_total 1"), "{text}");

@@ -26,6 +26,7 @@ mod multi_device;
 mod private;
 mod process;
 mod protocol_errors;
+mod readiness;
 mod receipts;
 mod rest_groups;
 mod rest_social;

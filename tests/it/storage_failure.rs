@@ -2,9 +2,12 @@
 //! and are NOT stored, reads get 5000, REST gets 503; once storage is back, a retry with
 //! the same `client_msg_id` is stored exactly once.
 
+use chat_gateway::Settings;
+use chat_gateway::settings::StoreUrl;
 use serde_json::json;
 
 use crate::on_both_backends;
+use crate::support::services::MariaDb;
 use crate::support::{Backend, Client, TestApp};
 
 const BREAK_MESSAGES: &str = "ALTER TABLE messages RENAME TO messages_away";
@@ -123,3 +126,40 @@ on_both_backends!(
     failed_sends_do_not_count_as_stranger_messages,
     rest_gets_503_when_storage_fails,
 );
+
+/// A gateway on a mariadbd of the test's own (to restart it), and that server.
+async fn app_on_own_mariadb(adjust: impl FnOnce(&mut Settings)) -> (TestApp, MariaDb) {
+    let db = MariaDb::own();
+    let url = db.fresh_database().await;
+    // (Sqlite only for the settings it starts from: the URL is replaced, and the shared
+    // mariadbd is not started for nothing.)
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.storage.url = StoreUrl::try_from(url).expect("a store URL");
+        adjust(s);
+    })
+    .await;
+    (app, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_send_after_a_mysql_restart_is_stored() {
+    let (app, mut db) = app_on_own_mariadb(|_| {}).await;
+    let mut alice = Client::connect(&app, 1).await;
+    // The batching writer holds its connection from this first batch on.
+    alice.stored(2, "before the restart").await;
+    db.restart();
+    for (cid, content) in [("r-1", "first after the restart"), ("r-2", "second")] {
+        let frame = json!({"type": 1, "recipient_id": 2, "content": content, "client_msg_id": cid});
+        alice.send(frame).await;
+        let ack = alice.recv().await;
+        assert_eq!(
+            ack["code"], 2101,
+            "stored (Bob is offline), not 5000: {ack}"
+        );
+        assert_eq!(ack["client_msg_id"], cid);
+    }
+    let stored = app
+        .sql_int("SELECT COUNT(*) FROM messages WHERE client_msg_id IN ('r-1', 'r-2')")
+        .await;
+    assert_eq!(stored, 2, "each stored once");
+}

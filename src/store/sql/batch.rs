@@ -39,40 +39,70 @@ where
     for<'a> &'a str: Encode<'a, D> + Type<D>,
 {
     /// One attempt of `insert_messages`, on the writer's own connection.
+    ///
+    /// The connection is kept between batches, so it may have died meanwhile (the database
+    /// restarted, a proxy dropped it): the first batch after that fails on its first round
+    /// trip. Such a batch is written once more, on a fresh connection from the pool, before
+    /// anyone is told 5000, but only when it is certain that nothing of it was committed:
+    /// the connection failed before the request carrying COMMIT was sent, and a server rolls
+    /// back the open transaction of a connection it loses. The retry is the whole
+    /// transaction again (lookups included), so it decides on what is there now.
+    ///
+    /// Even if that certainty were wrong, a retry could not store a message twice: it
+    /// carries the same message ids (the primary key), and a message with a
+    /// `client_msg_id` also has its unique (sender, client_msg_id) key; a row already there
+    /// is skipped by the INSERT. A failure after COMMIT was sent is not retried here: the
+    /// senders get 5000 and retry with their client_msg_id, which those keys make safe.
     pub(super) async fn insert_batch(
         &self,
         batch: &[Message],
         undelivered: &[Uuid],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         let mut held = self.writer.lock().await;
-        let conn = match held.as_mut() {
-            Some(conn) => conn,
-            None => held.insert(self.pool.acquire().await?),
-        };
-        match Self::write_batch(conn, batch, undelivered).await {
-            Ok(outcomes) => Ok(outcomes),
-            Err(e) => {
-                // The transaction was opened by hand: end it before the connection goes
-                // back to the pool, or drop the connection if even that fails.
-                if let Some(mut conn) = held.take()
-                    && sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err()
-                {
-                    let _ = conn.close().await;
-                }
-                Err(e.into())
+        // Whether the connection comes from an earlier batch (and may have died since); a
+        // connection fresh from the pool was just opened or checked.
+        let mut kept = held.is_some();
+        loop {
+            let conn = match held.as_mut() {
+                Some(conn) => conn,
+                None => held.insert(self.pool.acquire().await?),
+            };
+            let mut committing = false;
+            let error = match Self::write_batch(conn, batch, undelivered, &mut committing).await {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(e) => e,
+            };
+            let lost = connection_lost(&error);
+            // The transaction was opened by hand: end it before the connection goes back to
+            // the pool, or drop the connection if even that fails (or it is gone).
+            if let Some(mut conn) = held.take()
+                && (lost || sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err())
+            {
+                let _ = conn.close().await;
             }
+            if !(kept && lost && !committing) {
+                return Err(error.into());
+            }
+            tracing::info!(
+                %error,
+                batch = batch.len(),
+                "the writer's connection was lost before COMMIT: writing the batch again on a fresh one"
+            );
+            kept = false;
         }
     }
 
     /// The transaction: open and look up, decide, insert and commit, name duplicates.
+    /// `committing` turns true once the request carrying COMMIT is about to be sent.
     async fn write_batch(
         conn: &mut D::Connection,
         batch: &[Message],
         undelivered: &[Uuid],
+        committing: &mut bool,
     ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
         let refusals = Self::open_and_look_up(conn, batch, undelivered).await?;
         let (mut outcomes, accepted) = decide(batch, &refusals);
-        let inserted = Self::insert_and_commit(conn, &accepted).await?;
+        let inserted = Self::insert_and_commit(conn, &accepted, committing).await?;
         // A repeated (sender, client_msg_id) names the first message, whatever else would
         // refuse it now: rows ignored by the insert (only a repeat can cause that), and
         // refused messages that were stored before the block or the removal.
@@ -108,9 +138,11 @@ where
     }
 
     /// Round trip 2 (more only for very large batches): insert, commit. Rows inserted.
+    /// `committing` turns true just before the request carrying COMMIT is sent.
     async fn insert_and_commit(
         conn: &mut D::Connection,
         accepted: &[&Message],
+        committing: &mut bool,
     ) -> Result<u64, sqlx::Error> {
         let mut inserted = 0;
         let mut sql = String::new();
@@ -144,11 +176,13 @@ where
         }
         if D::COMMIT_WITH_INSERT {
             sql.push_str("COMMIT;");
+            *committing = true;
         }
         if !sql.is_empty() {
             inserted += Self::run(conn, sql).await?;
         }
         if !D::COMMIT_WITH_INSERT {
+            *committing = true;
             sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
         }
         Ok(inserted)
@@ -196,6 +230,23 @@ where
             }
         }
         Ok(())
+    }
+}
+
+/// Whether `e` says the connection itself failed (it broke, closed, or the server is
+/// shutting down or killed it), rather than a statement failing on a live connection.
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08: connection exception (MySQL's 1053 "server shutdown in
+        // progress" among them); 70100: the connection was killed.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code == "70100"),
+        _ => false,
     }
 }
 

@@ -41,11 +41,13 @@ pub fn binary(name: &str, package: &str) -> PathBuf {
     );
 }
 
-/// The mariadbd of this test binary.
+/// A mariadbd: the one shared by this test binary (`shared`), or one of a test's own
+/// (`own`), which the test may stop and start again.
 pub struct MariaDb {
     pub port: u16,
-    _dir: tempfile::TempDir,
-    _process: Guarded,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    process: Option<Guarded>,
 }
 
 static MARIADB: OnceLock<MariaDb> = OnceLock::new();
@@ -57,9 +59,14 @@ impl MariaDb {
         MARIADB.get_or_init(MariaDb::start)
     }
 
+    /// A mariadbd of the calling test's own, to stop or restart (the shared one serves
+    /// every other test of the binary at once).
+    pub fn own() -> MariaDb {
+        MariaDb::start()
+    }
+
     fn start() -> MariaDb {
         let install = binary("mariadb-install-db", "mariadb-server");
-        let server = binary("mariadbd", "mariadb-server");
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         // A temp dir of its own: installs running at once in a shared /tmp trip over each
@@ -103,15 +110,34 @@ impl MariaDb {
             "--max-connections=500".into(),
             format!("--pid-file={}", dir.path().join("pid").display()),
         ];
-        let process = Guarded::spawn(&server, &args, &dir.path().join("mariadbd.log"));
+        let mut mariadb = MariaDb {
+            port,
+            dir,
+            args,
+            process: None,
+        };
+        mariadb.restart();
+        mariadb
+    }
+
+    /// Stops the server: `signal` `TERM` shuts it down cleanly, `KILL` crashes it.
+    pub fn stop(&mut self, signal: &str) {
+        if let Some(mut process) = self.process.take() {
+            process.signal(signal);
+        }
+    }
+
+    /// Starts the server (again, after `stop`) on the same port and data, and waits until
+    /// it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop("TERM");
+        let server = binary("mariadbd", "mariadb-server");
+        let log = self.dir.path().join("mariadbd.log");
+        self.process = Some(Guarded::spawn(&server, &self.args, &log));
+        let port = self.port;
         eventually_blocking(Duration::from_secs(30), "mariadbd listening", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        MariaDb {
-            port,
-            _dir: dir,
-            _process: process,
-        }
     }
 
     /// A new empty database on the shared server; its `mysql://` URL.
