@@ -209,15 +209,6 @@ impl Hub {
         all.map(|conn| conn.outbox.clone()).collect()
     }
 
-    pub fn close_all(&self, reason: CloseReason) {
-        let state = self.state.read();
-        for local in state.users.values() {
-            for conn in &local.conns {
-                conn.outbox.close(reason);
-            }
-        }
-    }
-
     /// Applies a control envelope: a membership change, or a step of the presence handshake.
     fn apply(&self, control: Control) {
         let mut state = self.state.write();

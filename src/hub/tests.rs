@@ -13,8 +13,7 @@ use crate::bus::envelope::Control;
 use crate::bus::{Bus, BusError, Envelope, Inbound, MemoryBus, Topic};
 use crate::ids::UserId;
 use crate::metrics::Metrics;
-use crate::ws::close::CloseReason;
-use crate::ws::outbox::{Outbox, Pushed};
+use crate::ws::outbox::Outbox;
 
 /// What the hub asked of the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,18 +274,20 @@ async fn a_device_over_the_limit_replaces_the_oldest() {
     assert_eq!(hub.connections(), 2);
 }
 
-#[tokio::test]
-async fn close_all_closes_every_connection() {
+#[tokio::test(start_paused = true)]
+async fn a_drain_asks_every_connection_to_end_spread_over_the_window() {
     let (hub, _bus) = hub(Duration::ZERO, 0);
     let outboxes: Vec<_> = (1..=3).map(|_| outbox()).collect();
     for (i, outbox) in outboxes.iter().enumerate() {
         hub.register(i as UserId + 1, i as u64 + 1, outbox.clone());
     }
-    hub.close_all(CloseReason::Draining);
+    let started = tokio::time::Instant::now();
+    hub.drain(Duration::from_secs(3)).await;
     for outbox in &outboxes {
-        assert!(outbox.is_stopped());
-        assert_eq!(outbox.push("late".into()), Pushed::Dropped);
+        assert!(outbox.is_draining());
     }
+    // Three connections, three slices a second apart: the last asked 2 s after the first.
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
 }
 
 #[tokio::test]
