@@ -49,6 +49,17 @@ async fn http_answer(socket: &mut TcpStream) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// A handshake of `user` claiming, in `X-Forwarded-For`, to come from `forwarded`: its
+/// status.
+async fn forwarded_handshake(app: &TestApp, user: i64, forwarded: &str) -> u16 {
+    let bearer = format!("Bearer {}", app.token(user));
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("x-forwarded-for", forwarded),
+    ];
+    app.handshake("", &headers).await.0
+}
+
 /// The value of one `chat_edge_refusals_total` series.
 async fn refusals(app: &TestApp, reason: &str) -> u64 {
     let metrics = app.metrics().await;
@@ -228,29 +239,13 @@ async fn connections_per_address_count_the_client_behind_a_trusted_proxy() {
         }
     };
     let first = open("203.0.113.1", 1).await.expect("the first from .1");
-    let (status, _) = app
-        .handshake(
-            "",
-            &[
-                ("authorization", &format!("Bearer {}", app.token(2))),
-                ("x-forwarded-for", "203.0.113.1"),
-            ],
-        )
-        .await;
+    let status = forwarded_handshake(&app, 2, "203.0.113.1").await;
     assert_eq!(status, 429, "a second connection from 203.0.113.1");
     let _other = open("203.0.113.2", 3)
         .await
         .expect("another address gets in");
     // A forged hop left of the proxy's own entry changes nothing.
-    let (status, _) = app
-        .handshake(
-            "",
-            &[
-                ("authorization", &format!("Bearer {}", app.token(4))),
-                ("x-forwarded-for", "198.51.100.9, 203.0.113.1"),
-            ],
-        )
-        .await;
+    let status = forwarded_handshake(&app, 4, "198.51.100.9, 203.0.113.1").await;
     assert_eq!(status, 429);
     assert_eq!(refusals(&app, "address_full").await, 2);
     drop(first);
@@ -266,15 +261,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     let request = Client::request_with(&app, 1, &[("x-forwarded-for", "203.0.113.1")]);
     let _first = Client::open_with_response(request, 1).await.expect("first");
     // Another claimed address, the same real peer (127.0.0.1): refused.
-    let (status, _) = app
-        .handshake(
-            "",
-            &[
-                ("authorization", &format!("Bearer {}", app.token(2))),
-                ("x-forwarded-for", "203.0.113.2"),
-            ],
-        )
-        .await;
+    let status = forwarded_handshake(&app, 2, "203.0.113.2").await;
     assert_eq!(status, 429);
 }
 
