@@ -118,6 +118,7 @@ impl Application {
             on_signal.hub.drain(window).await;
         });
         tokio::spawn(state.expiries.clone().run(state.shutdown.clone()));
+        tokio::spawn(crate::chat::memberships::reconcile(state.clone()));
         tokio::spawn(state.health.clone().run(
             state.store.clone(),
             state.bus.clone(),

@@ -17,22 +17,53 @@ pub fn millis_of(id: &Uuid) -> i64 {
     i64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub fn millis_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Longest group id, in bytes.
 pub const MAX_GROUP_ID: usize = 64;
 
 /// Validates a group id, returning the reason when it is not one.
 pub fn parse_group_id(s: &str) -> Result<GroupId, String> {
-    let ok = !s.is_empty()
-        && s.len() <= MAX_GROUP_ID
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
-    if ok {
+    if is_short_name(s, MAX_GROUP_ID) {
         Ok(GroupId::from(s))
     } else {
         Err(format!(
             "group_id must be 1 to {MAX_GROUP_ID} characters of letters, digits, '_', '-', '.', ':'"
         ))
     }
+}
+
+/// A device id, chosen by the client (the handshake's `?device_id=`): 1 to 64 characters
+/// of `A-Z a-z 0-9 _ - . :`. The server remembers, per user and device, up to which message
+/// the device confirmed receiving (per-device catch-up).
+pub type DeviceId = Arc<str>;
+
+/// Longest device id, in bytes.
+pub const MAX_DEVICE_ID: usize = 64;
+
+/// Validates a device id, returning the reason when it is not one.
+pub fn parse_device_id(s: &str) -> Result<DeviceId, String> {
+    if is_short_name(s, MAX_DEVICE_ID) {
+        Ok(DeviceId::from(s))
+    } else {
+        Err(format!(
+            "device_id must be 1 to {MAX_DEVICE_ID} characters of letters, digits, '_', '-', '.', ':'"
+        ))
+    }
+}
+
+/// 1 to `max` bytes of `A-Z a-z 0-9 _ - . :`.
+fn is_short_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
 /// A connection id, unique across the nodes of a deployment: a random per-process prefix in
@@ -59,6 +90,14 @@ mod tests {
         assert!(parse_group_id("").is_err());
         assert!(parse_group_id("a b").is_err());
         assert!(parse_group_id(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn device_ids() {
+        assert!(parse_device_id("phone-1").is_ok());
+        assert!(parse_device_id("").is_err());
+        assert!(parse_device_id("a/b").is_err());
+        assert!(parse_device_id(&"d".repeat(65)).is_err());
     }
 
     #[test]

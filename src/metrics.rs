@@ -50,6 +50,8 @@ pub struct Metrics {
     /// Stranger checks answered by this node's own counters because the shared ones did
     /// not answer.
     pub stranger_fallbacks: Counter,
+    /// Reloads of the local users' group memberships after the bus link came back.
+    pub membership_reloads: Counter,
     /// What the edge refused or cut short, by reason (`chat_edge_refusals_total{reason}`).
     pub edge: EdgeRefusals,
 }
@@ -94,7 +96,7 @@ impl Metrics {
     /// Prometheus text exposition, with the current connection gauge.
     pub fn render(&self, connections: usize) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &Counter); 10] = [
+        let counters: [(&str, &str, &Counter); 11] = [
             (
                 "chat_connections_opened_total",
                 "WebSocket connections accepted",
@@ -144,6 +146,11 @@ impl Metrics {
                 "chat_stranger_limiter_fallbacks_total",
                 "Stranger checks answered by this node's own counters while the shared ones did not answer",
                 &self.stranger_fallbacks,
+            ),
+            (
+                "chat_membership_reloads_total",
+                "Reloads of local users' group memberships after the bus link came back",
+                &self.membership_reloads,
             ),
         ];
         for (name, help, counter) in counters {

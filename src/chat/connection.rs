@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 
 use super::Session;
 use crate::auth::Identity;
-use crate::ids::next_conn_id;
+use crate::ids::{DeviceId, next_conn_id};
 use crate::protocol::{codes, server};
 use crate::state::AppState;
 use crate::ws::close::CloseReason;
@@ -32,6 +32,7 @@ pub async fn run<Io: AsyncRead + Unpin>(
     socket: Arc<TcpStream>,
     state: AppState,
     identity: Identity,
+    device: Option<DeviceId>,
 ) {
     let user = identity.user;
     let _tracked = state.tracker.token();
@@ -65,7 +66,7 @@ pub async fn run<Io: AsyncRead + Unpin>(
             }
         }
     });
-    let session = Session::new(state.clone(), user, conn, outbox.clone());
+    let session = Session::new(state.clone(), user, device, conn, outbox.clone());
     session.watch_expiry(identity.expires_at);
     let server = &state.settings.server;
     let mut reader = FrameReader::new(server.read_buffer_bytes, server.max_frame_bytes)
@@ -80,6 +81,7 @@ pub async fn run<Io: AsyncRead + Unpin>(
 
     state.hub.unregister(user, conn);
     session.unwatch_expiry();
+    session.finish().await;
     outbox.close(CloseReason::Ended);
     // The writer finishes what is queued and the closing frames, but no longer than
     // CLOSE_WRITE: a client that does not read (its socket full) must not hold the

@@ -4,7 +4,9 @@
 //! `Session::handle` parses a frame and answers on the connection's outbox; sending goes
 //! store → publish → acknowledge (`send.rs`), reading goes to the store (`read.rs`).
 
+mod catchup;
 pub mod connection;
+pub mod memberships;
 mod read;
 mod send;
 mod token;
@@ -12,7 +14,7 @@ mod token;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use crate::ids::{ConnId, UserId};
+use crate::ids::{ConnId, DeviceId, UserId};
 use crate::protocol::{ClientFrame, DecodeError, codes, server};
 use crate::state::AppState;
 use crate::ws::outbox::Outbox;
@@ -25,18 +27,40 @@ pub struct Session {
     pub(crate) outbox: Arc<Outbox>,
     /// When the connection's token expires (unix seconds); 0: never.
     pub(crate) expires_at: AtomicU64,
+    /// Where this connection's syncs are, and its device's confirmations.
+    pub(crate) catchup: Arc<catchup::CatchUp>,
 }
 
 impl Session {
-    /// A session of `user` on connection `conn`.
-    pub fn new(state: AppState, user: UserId, conn: ConnId, outbox: Arc<Outbox>) -> Session {
+    /// A session of `user` on connection `conn`, from `device` if the client named one.
+    pub fn new(
+        state: AppState,
+        user: UserId,
+        device: Option<DeviceId>,
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+    ) -> Session {
+        let chat = &state.settings.chat;
+        let catchup = catchup::CatchUp::new(
+            state.store.clone(),
+            user,
+            device,
+            chat.max_device_positions,
+            chat.confirm_interval,
+        );
         Session {
             state,
             user,
             conn,
             outbox,
             expires_at: AtomicU64::new(0),
+            catchup,
         }
+    }
+
+    /// The connection ended: what its device confirmed is written.
+    pub async fn finish(&self) {
+        self.catchup.finish().await;
     }
 
     /// Handles one text frame; every outcome is answered with at least one frame.
@@ -77,6 +101,7 @@ impl Session {
             ClientFrame::Read { id } => self.read(id).await,
             ClientFrame::Ping => self.outbox.reply(server::pong()),
             ClientFrame::Refresh { token } => self.refresh(token.expose()).await,
+            ClientFrame::Confirm { id } => self.confirm(id).await,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Reading: unread sync, history pages and read receipts.
+//! Reading: unread sync (catch-up), delivery confirmations, history pages and read receipts.
 
 use uuid::Uuid;
 
@@ -10,13 +10,58 @@ use crate::protocol::{Cursor, Source, codes, server};
 use crate::store::{Page, ReadOutcome, Role, StoreError};
 
 impl Session {
-    /// Type 2: my unread messages, oldest first; they become read.
+    /// Type 2: the next page of what my device is owed (my unread messages past its
+    /// confirmed position), oldest first. Changes nothing stored: the next sync on this
+    /// connection continues after this page, and a new connection of the device starts again
+    /// from what it confirmed (catchup.rs).
     pub(super) async fn sync_unread(&self, limit: u32) {
-        match self.state.store.take_unread(self.user, limit).await {
-            // Oldest first: if more remain, the next sync continues after the last one.
-            Ok(page) => self.send_page(page, Source::Unread, |p| p.messages.last().map(|m| m.id)),
-            Err(e) => self.read_failed(e),
+        let overlap = self.state.settings.chat.catchup_overlap;
+        let after = match self.catchup.sync_start(overlap).await {
+            Ok(after) => after,
+            Err(e) => return self.read_failed(e),
+        };
+        // The resync count before reading: a 1002 sent after it means this page may lack
+        // what the bus lost, and the connection is not caught up.
+        let epoch = self.state.hub.resyncs();
+        let page = match self.state.store.unread(self.user, after, limit).await {
+            Ok(page) => page,
+            Err(e) => return self.read_failed(e),
+        };
+        let last = page.messages.last().map(|m| m.id);
+        for message in &page.messages {
+            self.outbox.reply(server::message(message, Source::Unread));
         }
+        self.catchup.page_sent(last, !page.more, epoch);
+        self.outbox.reply(server::unread_page_end(
+            page.messages.len() as u32,
+            page.more,
+            last,
+        ));
+    }
+
+    /// Type 9: my device holds everything it was owed up to `id`.
+    pub(super) async fn confirm(&self, id: Uuid) {
+        if self.catchup.device().is_none() {
+            let reason = "a delivery confirmation needs a device: connect with ?device_id=";
+            return self.refuse(codes::BAD_FRAME, reason, None);
+        }
+        let now = crate::ids::millis_now();
+        if crate::ids::millis_of(&id) > now + 1000 {
+            let reason = "content is a message id from the future";
+            return self.refuse(codes::BAD_FRAME, reason, None);
+        }
+        let confirmed = self.catchup.confirm(id, self.state.hub.resyncs());
+        if confirmed.write_now
+            && let Err(e) = self.catchup.write().await
+        {
+            // Taken, and written with the next confirmation or when the connection ends.
+            tracing::warn!(error = %e, "device position not written");
+        }
+        if confirmed.write_later {
+            self.catchup.schedule_write();
+        }
+        self.outbox
+            .reply(server::delivery_confirmed(id, confirmed.position));
     }
 
     /// Type 3: my conversation with `peer`, newest first.
@@ -27,7 +72,7 @@ impl Session {
             .private_history(self.user, peer, before, limit)
             .await
         {
-            Ok(page) => self.send_page(page, Source::History, |p| p.messages.last().map(|m| m.id)),
+            Ok(page) => self.history_page(page),
             Err(e) => self.read_failed(e),
         }
     }
@@ -46,7 +91,7 @@ impl Session {
             Err(e) => return self.read_failed(e),
         }
         match self.state.store.group_history(&group, before, limit).await {
-            Ok(page) => self.send_page(page, Source::History, |p| p.messages.last().map(|m| m.id)),
+            Ok(page) => self.history_page(page),
             Err(e) => self.read_failed(e),
         }
     }
@@ -86,10 +131,15 @@ impl Session {
         }
     }
 
-    fn send_page(&self, page: Page, source: Source, next: impl Fn(&Page) -> Option<Uuid>) {
-        let next = if page.more { next(&page) } else { None };
+    /// A history page, newest first: the next starts before its oldest message.
+    fn history_page(&self, page: Page) {
+        let next = if page.more {
+            page.messages.last().map(|m| m.id)
+        } else {
+            None
+        };
         for message in &page.messages {
-            self.outbox.reply(server::message(message, source));
+            self.outbox.reply(server::message(message, Source::History));
         }
         self.outbox
             .reply(server::page_end(page.messages.len() as u32, next));

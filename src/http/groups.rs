@@ -7,6 +7,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::{ApiError, AuthUser, Body, PathOf, user_id};
 use crate::bus::Topic;
@@ -256,12 +258,45 @@ fn no_such_group(id: &str) -> ApiError {
 
 /// Tells every node about a membership change. The store already holds it: a node that
 /// misses this announcement picks the change up on the user's next connection.
+/// How long a membership change that could not be announced is retried.
+const ANNOUNCE_RETRY: Duration = Duration::from_secs(60);
+/// Announcements being retried at once, at most (beyond, they are dropped: the nodes
+/// reload memberships when their bus link comes back).
+const ANNOUNCE_RETRIES_MAX: usize = 1024;
+static ANNOUNCE_RETRIES: AtomicUsize = AtomicUsize::new(0);
+
+/// Tells every node of a membership change (the store has it already). A publish that
+/// fails is retried with backoff for `ANNOUNCE_RETRY`: a node whose link stayed up would
+/// otherwise never learn of it. A node whose link dropped reloads memberships from the
+/// store when it is back (chat/memberships.rs), so a change is never lost for good.
 async fn announce(state: &AppState, control: Control) {
-    if let Err(e) = state
-        .bus
-        .publish(&Topic::Control, Envelope::control(&control))
-        .await
-    {
+    let payload = Envelope::control(&control);
+    let Err(e) = state.bus.publish(&Topic::Control, payload.clone()).await else {
+        return;
+    };
+    if ANNOUNCE_RETRIES.fetch_add(1, Ordering::AcqRel) >= ANNOUNCE_RETRIES_MAX {
+        ANNOUNCE_RETRIES.fetch_sub(1, Ordering::AcqRel);
         tracing::warn!(error = %e, ?control, "membership change not announced");
+        return;
     }
+    tracing::warn!(error = %e, ?control, "membership change not announced yet: retrying");
+    let state = state.clone();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + ANNOUNCE_RETRY;
+        let mut pause = Duration::from_millis(200);
+        let mut sent = false;
+        while !sent && tokio::time::Instant::now() < deadline && !state.shutdown.is_cancelled() {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+            sent = state
+                .bus
+                .publish(&Topic::Control, payload.clone())
+                .await
+                .is_ok();
+        }
+        ANNOUNCE_RETRIES.fetch_sub(1, Ordering::AcqRel);
+        if !sent {
+            tracing::warn!(?control, "membership change not announced: gave up");
+        }
+    });
 }

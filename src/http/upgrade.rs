@@ -32,6 +32,13 @@ pub async fn ws_handler(
             return ApiError::Unauthorized(e).into_response();
         }
     };
+    let device = match query_param(uri.query(), "device_id") {
+        None => None,
+        Some(device) => match crate::ids::parse_device_id(&device) {
+            Ok(device) => Some(device),
+            Err(reason) => return ApiError::BadRequest(reason).into_response(),
+        },
+    };
     let accept = match accept_key(request.method(), headers) {
         Ok(accept) => accept,
         Err(refusal) => return refusal.into_response(),
@@ -65,7 +72,14 @@ pub async fn ws_handler(
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
-                crate::chat::connection::run(TokioIo::new(upgraded), socket, state, identity).await
+                crate::chat::connection::run(
+                    TokioIo::new(upgraded),
+                    socket,
+                    state,
+                    identity,
+                    device,
+                )
+                .await
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }

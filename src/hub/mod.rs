@@ -23,8 +23,10 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use crate::bus::envelope::Control;
 use crate::bus::{Bus, Envelope, Inbound, Topic};
@@ -86,6 +88,12 @@ pub struct Hub {
     me: Weak<Hub>,
     /// This node's id in the presence handshake (random).
     node: u64,
+    /// Times the bus asked for a resync (1002 to every connection).
+    resyncs: AtomicU64,
+    /// Wakes the task that reloads memberships after a resync, once one is attached
+    /// (`resynced`); without it, a resync sends 1002 at once.
+    reload: Notify,
+    reloader: AtomicBool,
 }
 
 impl Hub {
@@ -122,6 +130,9 @@ impl Hub {
             delayed,
             me: me.clone(),
             node: rand::random(),
+            resyncs: AtomicU64::new(0),
+            reload: Notify::new(),
+            reloader: AtomicBool::new(false),
         });
         bus.attach(hub.clone());
         bus.subscribe(Topic::Control);
@@ -167,6 +178,30 @@ impl Hub {
     /// Whether `user` has a connection on this node.
     pub fn is_local(&self, user: UserId) -> bool {
         self.state.read().users.contains_key(&user)
+    }
+
+    /// How many times the bus link was restored (each sent 1002 to every connection): a
+    /// connection's catch-up compares it before and after.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(Ordering::Acquire)
+    }
+
+    /// Waits for the next resync, for the one task that reloads memberships then and sends
+    /// 1002 (`sync_needed`). Once it has called this, resyncs leave the 1002 to it.
+    pub async fn resynced(&self) {
+        self.reloader.store(true, Ordering::Release);
+        self.reload.notified().await;
+    }
+
+    /// Tells every local connection that deliveries may have been missed (1002).
+    pub fn sync_needed(&self) {
+        let frame = Utf8Bytes::from(server::sync_needed());
+        let state = self.state.read();
+        for local in state.users.values() {
+            for conn in &local.conns {
+                self.send(conn, &frame, false);
+            }
+        }
     }
 
     /// Local connections in total.
@@ -293,16 +328,19 @@ impl Inbound for Hub {
     }
 
     fn resync(&self) {
-        let frame = Utf8Bytes::from(server::sync_needed());
+        self.resyncs.fetch_add(1, Ordering::AcqRel);
         let mut state = self.state.write();
         for local in state.users.values_mut() {
             // Announcements of other nodes may have been lost with the link.
             local.shared = true;
         }
-        for local in state.users.values() {
-            for conn in &local.conns {
-                self.send(conn, &frame, false);
-            }
+        drop(state);
+        // Membership changes may have been lost too: the reloader reloads them, then sends
+        // the 1002, so that a client's sync comes after its groups are live again.
+        if self.reloader.load(Ordering::Acquire) {
+            self.reload.notify_one();
+        } else {
+            self.sync_needed();
         }
     }
 }

@@ -30,6 +30,34 @@ impl Hub {
         }
     }
 
+    /// Makes the groups of local `user` exactly `groups` (the store's view, after a bus
+    /// outage in which membership changes may have been lost): joins the missing ones and
+    /// leaves the others. Nothing for a user no longer here.
+    pub fn set_groups(&self, user: UserId, groups: HashSet<GroupId>) {
+        let mut state = self.state.write();
+        let State {
+            users, groups: all, ..
+        } = &mut *state;
+        let Some(local) = users.get_mut(&user) else {
+            return;
+        };
+        let stale: Vec<GroupId> = local.groups.difference(&groups).cloned().collect();
+        for group in stale {
+            local.groups.remove(&group);
+            self.leave_locked(all, group, user);
+        }
+        for group in groups {
+            if local.groups.insert(group.clone()) {
+                self.join_locked(all, group, user);
+            }
+        }
+    }
+
+    /// The users with a connection on this node.
+    pub fn local_users(&self) -> Vec<UserId> {
+        self.state.read().users.keys().copied().collect()
+    }
+
     /// The last local connection of `user` is gone: releases the user's topic at once and
     /// the user's share of each group.
     pub(super) fn last_left_locked(&self, state: &mut State, user: UserId) {

@@ -51,6 +51,9 @@ pub enum ClientFrame {
     Ping,
     /// Type 8: a fresh token for this connection, in `content` (never printed).
     Refresh { token: Secret },
+    /// Type 9: this connection's device holds every message owed to it up to `id`
+    /// (per-device catch-up).
+    Confirm { id: Uuid },
 }
 
 /// Why a frame was refused: a 4000 (or 4130) with a reason naming the problem.
@@ -134,17 +137,9 @@ impl ClientFrame {
                 client_msg_id: client_msg_id(&raw.client_msg_id)?,
                 content: message_content(raw.content.take(), max_content_bytes)?,
             }),
-            5 => {
-                let id = raw.content_str()?.trim();
-                if id.is_empty() {
-                    return Err(DecodeError::invalid(
-                        "missing field: content (a message id)",
-                    ));
-                }
-                let id = Uuid::try_parse(id)
-                    .map_err(|_| DecodeError::invalid("content must be a message id (a UUID)"))?;
-                Ok(ClientFrame::Read { id })
-            }
+            5 => Ok(ClientFrame::Read {
+                id: message_id(raw.content_str()?)?,
+            }),
             6 => Ok(ClientFrame::GroupHistory {
                 group: group_field(&raw)?,
                 before: cursor(raw.content_str()?)?,
@@ -162,8 +157,11 @@ impl ClientFrame {
                 }
                 Some(_) => Err(DecodeError::invalid("content must be a string")),
             },
+            9 => Ok(ClientFrame::Confirm {
+                id: message_id(raw.content_str()?)?,
+            }),
             other => Err(DecodeError::invalid(format!(
-                "unknown type {other}: expected 1 to 8"
+                "unknown type {other}: expected 1 to 9"
             ))),
         }
     }
@@ -184,6 +182,17 @@ fn user_field(value: &Option<Value>, name: &'static str) -> Result<UserId, Decod
             "{name} must be a positive integer"
         ))),
     }
+}
+
+/// The message id in `content` (types 5 and 9).
+fn message_id(content: &str) -> Result<Uuid, DecodeError> {
+    let id = content.trim();
+    if id.is_empty() {
+        return Err(DecodeError::invalid(
+            "missing field: content (a message id)",
+        ));
+    }
+    Uuid::try_parse(id).map_err(|_| DecodeError::invalid("content must be a message id (a UUID)"))
 }
 
 fn group_field(raw: &RawFrame) -> Result<GroupId, DecodeError> {
@@ -286,7 +295,11 @@ mod tests {
         assert_eq!(reason("[1]"), "frame must be a JSON object");
         assert_eq!(reason(r#"{"content":"x"}"#), "missing field: type");
         assert_eq!(reason(r#"{"type":"1"}"#), "type must be an integer");
-        assert_eq!(reason(r#"{"type":9}"#), "unknown type 9: expected 1 to 8");
+        assert_eq!(reason(r#"{"type":10}"#), "unknown type 10: expected 1 to 9");
+        assert_eq!(
+            reason(r#"{"type":9}"#),
+            "missing field: content (a message id)"
+        );
         assert_eq!(reason(r#"{"type":8}"#), "missing field: content (a token)");
         assert_eq!(
             reason(r#"{"type":8,"content":5}"#),

@@ -28,6 +28,10 @@ pub const READ_APPLIED: u16 = 2300;
 /// Someone read messages of a conversation you are part of (pushed; see docs/protocol.md).
 pub const READ_BY_PEER: u16 = 2301;
 
+/// A delivery confirmation (type 9) was taken: `position` is where the device's catch-up
+/// now starts.
+pub const DELIVERY_CONFIRMED: u16 = 2500;
+
 /// A fresh token (type 8) was accepted: the connection now lasts until `expires_at`.
 pub const TOKEN_REFRESHED: u16 = 2400;
 

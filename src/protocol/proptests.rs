@@ -52,7 +52,7 @@ fn assert_sound(outcome: &Result<ClientFrame, DecodeError>) {
         Ok(ClientFrame::GroupHistory { limit, .. }) => {
             assert!((1..=HISTORY_LIMIT.1).contains(limit));
         }
-        Ok(ClientFrame::Read { .. } | ClientFrame::Ping) => {}
+        Ok(ClientFrame::Read { .. } | ClientFrame::Confirm { .. } | ClientFrame::Ping) => {}
         Ok(ClientFrame::Refresh { token }) => assert!(!token.expose().trim().is_empty()),
         Err(DecodeError::Invalid(reason)) => assert!(!reason.is_empty()),
         Err(DecodeError::TooLong { limit }) => assert_eq!(*limit, MAX),
@@ -132,8 +132,8 @@ proptest! {
         match object.get("type").map(Value::as_i64) {
             None => prop_assert_eq!(reason(&text), "missing field: type"),
             Some(None) => prop_assert_eq!(reason(&text), "type must be an integer"),
-            Some(Some(kind)) if !(1..=8).contains(&kind) => {
-                prop_assert_eq!(reason(&text), format!("unknown type {kind}: expected 1 to 8"));
+            Some(Some(kind)) if !(1..=9).contains(&kind) => {
+                prop_assert_eq!(reason(&text), format!("unknown type {kind}: expected 1 to 9"));
             }
             Some(Some(_)) => {}
         }

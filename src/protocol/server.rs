@@ -49,6 +49,10 @@ struct Frame<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    last_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     retry_after_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<u64>,
@@ -158,6 +162,36 @@ pub fn page_end(count: u32, next_cursor: Option<Uuid>) -> String {
         content: if next.is_empty() { "end" } else { "more" },
         count: Some(count),
         next_cursor: Some(&next),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2200 ending an unread sync page: as `page_end`, plus `last_id`, the newest message this
+/// page sent (`""` if none): what the client confirms (type 9) once it holds the page.
+pub fn unread_page_end(count: u32, more: bool, last: Option<Uuid>) -> String {
+    let last = last.map(|id| id.to_string()).unwrap_or_default();
+    let next = if more { last.as_str() } else { "" };
+    Frame {
+        code: codes::PAGE_END,
+        content: if more { "more" } else { "end" },
+        count: Some(count),
+        next_cursor: Some(next),
+        last_id: Some(&last),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2500: a delivery confirmation (type 9) for `id` was taken; the device's catch-up now
+/// starts after `position` (`""`: from its oldest unread message).
+pub fn delivery_confirmed(id: Uuid, position: Option<Uuid>) -> String {
+    let position = position.map(|p| p.to_string()).unwrap_or_default();
+    Frame {
+        code: codes::DELIVERY_CONFIRMED,
+        content: "delivery confirmed",
+        id: Some(id),
+        position: Some(&position),
         ..Frame::default()
     }
     .encode()

@@ -9,7 +9,8 @@ mod urls;
 pub use nets::{IpNet, canonical};
 pub use secret::{Secret, redact_url};
 pub use sections::{
-    AuthSettings, BusSettings, LimitSettings, LogSettings, ServerSettings, StorageSettings,
+    AuthSettings, BusSettings, ChatSettings, LimitSettings, LogSettings, ServerSettings,
+    StorageSettings,
 };
 pub use urls::{BusUrl, JwksSource, StoreUrl};
 
@@ -25,6 +26,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub bus: BusSettings,
     pub limits: LimitSettings,
+    pub chat: ChatSettings,
     pub log: LogSettings,
 }
 
@@ -136,6 +138,9 @@ impl Settings {
             return Err(
                 "server.handshake_timeout and server.fragment_timeout must be above 0".into(),
             );
+        }
+        if self.chat.max_device_positions == 0 {
+            return Err("chat.max_device_positions must be at least 1".into());
         }
         let limits = &self.limits;
         if limits.frames_per_second == 0 || limits.frame_burst == 0 || limits.frame_strikes == 0 {

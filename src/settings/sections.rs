@@ -275,6 +275,37 @@ impl Default for LimitSettings {
     }
 }
 
+/// `[chat]`: what the chat features keep and promise.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatSettings {
+    /// A new connection of a device catches up from this long before the position the
+    /// device last confirmed: a message stored late with an earlier id (a node whose clock
+    /// lags, a batch that waited for the database) is still owed to it. Such repeats are
+    /// dropped by id on the client. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub catchup_overlap: Duration,
+    /// Devices per user whose confirmed position is remembered; confirming on one more
+    /// forgets the one confirmed longest ago (it then catches up as a new device: from the
+    /// user's oldest unread message). Default 32.
+    pub max_device_positions: usize,
+    /// A connection writes its device's confirmed position at most this often (and when it
+    /// ends); a node that stops before writing it makes the device receive those messages
+    /// again, never fewer. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub confirm_interval: Duration,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            catchup_overlap: Duration::from_secs(5),
+            max_device_positions: 32,
+            confirm_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// `[log]`: verbosity and format.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

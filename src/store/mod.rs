@@ -7,8 +7,10 @@
 //! - A message whose (`sender_id`, `client_msg_id`) exists already is not stored again: its
 //!   outcome names the first message, even if the sender is now blocked or not a member.
 //! - Ids are UUIDv7 and order messages by time; history pages and unread syncs order by id.
-//! - Read state: a private message is unread until its recipient reads it (type 5 or sync);
-//!   a group member has read everything up to a per-member marker, set to "now" on joining.
+//! - Read state: a private message is unread until its recipient reads it (type 5); a group
+//!   member has read everything up to a per-member marker, set to "now" on joining. Reading
+//!   unread messages changes nothing.
+//! - Device positions only move forward; at most `keep` devices per user are remembered.
 
 mod sql;
 pub mod writer;
@@ -146,9 +148,27 @@ pub trait Store: Send + Sync + 'static {
     /// others are written twice.
     async fn mark_undelivered(&self, ids: &[Uuid]) -> Result<(), StoreError>;
 
-    /// The oldest `limit` unread messages of `user` (private and group), oldest first; the
-    /// returned ones become read.
-    async fn take_unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError>;
+    /// The oldest `limit` messages unread by `user` (private and group) with ids above
+    /// `after`, oldest first. Changes nothing: only `mark_read` makes messages read.
+    async fn unread(
+        &self,
+        user: UserId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Page, StoreError>;
+    /// The id up to which `device` of `user` confirmed receiving what it was owed; `None`
+    /// for a device that never confirmed (or was forgotten).
+    async fn device_position(&self, user: UserId, device: &str)
+    -> Result<Option<Uuid>, StoreError>;
+    /// Moves `device`'s confirmed position forward to `id` (never back), keeping the
+    /// positions of at most `keep` devices per user (the least recently confirmed go).
+    async fn confirm_delivery(
+        &self,
+        user: UserId,
+        device: &str,
+        id: Uuid,
+        keep: usize,
+    ) -> Result<(), StoreError>;
     /// Messages between `user` and `peer`, newest first, ids strictly below `before`.
     async fn private_history(
         &self,
@@ -189,6 +209,9 @@ pub trait Store: Send + Sync + 'static {
     async fn user_groups(&self, user: UserId) -> Result<Vec<Group>, StoreError>;
     /// Ids of the groups `user` belongs to (cheaper than `user_groups`, used on connect).
     async fn user_group_ids(&self, user: UserId) -> Result<Vec<GroupId>, StoreError>;
+    /// Every (user, group) membership of `users`, in no order (reconciling a node's
+    /// memberships after a bus outage).
+    async fn memberships(&self, users: &[UserId]) -> Result<Vec<(UserId, GroupId)>, StoreError>;
 
     /// `user` follows `other`; false if already.
     async fn follow(&self, user: UserId, other: UserId) -> Result<bool, StoreError>;

@@ -132,3 +132,62 @@ async fn strangers_messages_are_stored_while_the_shared_counters_are_down() {
     )
     .await;
 }
+
+/// Issue 14, defect 3: membership changes whose announcements were lost with the bus (made
+/// while Redis was down, here straight in the store as a node that died before announcing
+/// would leave them) are reconciled when the link comes back: before the 1002, the node
+/// reloads its users' groups, so a removed member stops receiving the group and an added
+/// one starts.
+#[tokio::test]
+async fn memberships_changed_during_an_outage_are_reloaded_before_the_resync() {
+    let mut redis = Redis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.bus.url = url.parse().unwrap()).await;
+    let group = app.create_group(1, &[2]).await;
+    let mut alice = Client::connect(&app, 1).await;
+    let mut bob = Client::connect(&app, 2).await;
+    let mut dave = Client::connect(&app, 4).await;
+    let ack = alice.group_stored(&group, "before").await;
+    assert_eq!(ack["code"], 2100, "{ack}");
+    assert_eq!(bob.expect(2000).await["content"], "before");
+
+    redis.kill();
+    app.sql(&format!(
+        "DELETE FROM group_members WHERE group_id = '{group}' AND user_id = 2"
+    ))
+    .await;
+    app.sql(&format!(
+        "INSERT INTO group_members (group_id, user_id, joined_at, last_read) \
+         SELECT group_id, 4, joined_at, last_read FROM group_members \
+         WHERE group_id = '{group}' AND user_id = 1"
+    ))
+    .await;
+    redis.restart();
+    for client in [&mut alice, &mut bob, &mut dave] {
+        client.expect(1002).await;
+    }
+    // Live again: Dave gets the group's messages, Bob no longer does.
+    let what = "a live group delivery after the restart";
+    let mut n = 0;
+    eventually(Duration::from_secs(15), what, async || {
+        n += 1;
+        let ack = alice.group_stored(&group, &format!("after-{n}")).await;
+        if ack["code"] == 2100 {
+            Ok(())
+        } else {
+            Err(ack)
+        }
+    })
+    .await;
+    assert_eq!(dave.expect(2000).await["content"], format!("after-{n}"));
+    bob.expect_nothing_pending().await;
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("chat_membership_reloads_total "),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("chat_membership_reloads_total 0"),
+        "{metrics}"
+    );
+}

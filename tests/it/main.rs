@@ -7,6 +7,7 @@ mod auth;
 mod autobahn;
 mod bus_contract;
 mod bus_outage;
+mod catchup;
 mod closing;
 mod cluster;
 mod drain;

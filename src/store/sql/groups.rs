@@ -151,6 +151,29 @@ where
         Ok(ids.into_iter().map(GroupId::from).collect())
     }
 
+    /// Every (user, group) membership of `users`, a few hundred users per request.
+    pub(super) async fn memberships(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<(UserId, GroupId)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in users.chunks(CHUNK) {
+            let list = chunk
+                .iter()
+                .map(|u| u.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            // Integers written by Rust: nothing in the list comes from text.
+            let sql =
+                format!("SELECT user_id, group_id FROM group_members WHERE user_id IN ({list})");
+            let rows: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&self.pool)
+                .await?;
+            found.extend(rows.into_iter().map(|(u, g)| (u, GroupId::from(g))));
+        }
+        Ok(found)
+    }
+
     /// Adds `users` to `group` unless they are members already; how many were added.
     async fn add_members(
         conn: &mut D::Connection,

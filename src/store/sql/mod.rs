@@ -3,6 +3,7 @@
 //! and the text literal. The queries live in files named after what they touch.
 
 mod batch;
+mod devices;
 mod dialect;
 mod groups;
 mod literals;
@@ -112,8 +113,35 @@ where
         SqlStore::mark_undelivered(self, ids).await
     }
 
-    async fn take_unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {
-        SqlStore::take_unread(self, user, limit).await
+    async fn unread(
+        &self,
+        user: UserId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        SqlStore::unread(self, user, after, limit).await
+    }
+
+    async fn memberships(&self, users: &[UserId]) -> Result<Vec<(UserId, GroupId)>, StoreError> {
+        SqlStore::memberships(self, users).await
+    }
+
+    async fn device_position(
+        &self,
+        user: UserId,
+        device: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        SqlStore::device_position(self, user, device).await
+    }
+
+    async fn confirm_delivery(
+        &self,
+        user: UserId,
+        device: &str,
+        id: Uuid,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        SqlStore::confirm_delivery(self, user, device, id, keep).await
     }
 
     async fn private_history(

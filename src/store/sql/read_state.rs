@@ -1,18 +1,16 @@
-//! Read state: syncing unread messages (which makes them read) and read receipts. A private
-//! message carries its own `is_read`; a group member has read everything up to the
-//! `last_read` marker of their membership.
+//! Read state: what is unread (the catch-up's source) and read receipts. A private message
+//! carries its own `is_read`; a group member has read everything up to the `last_read`
+//! marker of their membership. Only a read receipt moves either.
 
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use uuid::Uuid;
 
 use super::dialect::Value;
-use super::literals::{push_id, push_ids};
-use super::rows::{CHUNK, MESSAGE_COLUMNS, message_from_row, messages_from_rows, page, retrying};
+use super::literals::push_id;
+use super::rows::{MESSAGE_COLUMNS, message_from_row, messages_from_rows, page, retrying};
 use super::{Dialect, SqlStore};
 use crate::ids::UserId;
-use crate::message::{Message, Target};
+use crate::message::Target;
 use crate::store::{Page, ReadOutcome, Role, StoreError};
 
 impl<D: Dialect> SqlStore<D>
@@ -25,17 +23,6 @@ where
     Uuid: Value<D>,
     for<'a> &'a str: Encode<'a, D> + Type<D>,
 {
-    /// The oldest `limit` unread messages of `user`; the returned ones become read.
-    pub(super) async fn take_unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {
-        // Read first, outside any write transaction: most syncs (a reconnect storm's) find
-        // nothing, and then take no write lock at all.
-        let page = self.unread(user, limit).await?;
-        if !page.messages.is_empty() {
-            retrying(|| self.mark_returned_read(user, &page.messages)).await?;
-        }
-        Ok(page)
-    }
-
     /// Marks message `id` and everything older in its conversation read for `user`.
     pub(super) async fn mark_read(
         &self,
@@ -45,19 +32,32 @@ where
         retrying(|| self.mark_read_once(user, id)).await
     }
 
-    /// The oldest `limit` unread messages of `user`, private and group merged, oldest first.
-    /// Both lookups go in one request (integers written as literals).
-    async fn unread(&self, user: UserId, limit: u32) -> Result<Page, StoreError> {
+    /// The oldest `limit` messages unread by `user` with ids above `after`, private and group
+    /// merged, oldest first. Both lookups go in one request (integers and ids written as
+    /// literals). Reading changes nothing: only a read receipt makes a message read.
+    pub(super) async fn unread(
+        &self,
+        user: UserId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
         let fetch = i64::from(limit) + 1;
         let group_columns = MESSAGE_COLUMNS
             .split(", ")
             .map(|c| format!("m.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let (mut private_after, mut group_after) = (String::new(), String::new());
+        if let Some(after) = &after {
+            private_after.push_str(" AND id > ");
+            push_id(&mut private_after, after);
+            group_after.push_str(" AND m.id > ");
+            push_id(&mut group_after, after);
+        }
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = {user} AND is_read = 0 ORDER BY id LIMIT {fetch};\
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = {user} AND is_read = 0{private_after} ORDER BY id LIMIT {fetch};\
              SELECT {group_columns} FROM group_members gm JOIN messages m ON m.group_id = gm.group_id AND m.id > gm.last_read \
-             WHERE gm.user_id = {user} AND m.sender_id <> {user} ORDER BY m.id LIMIT {fetch};"
+             WHERE gm.user_id = {user} AND m.sender_id <> {user}{group_after} ORDER BY m.id LIMIT {fetch};"
         );
         let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
@@ -65,26 +65,6 @@ where
         let mut rows = messages_from_rows(&rows)?;
         rows.sort_by_key(|m| m.id);
         Ok(page(rows, limit))
-    }
-
-    /// Marks the messages a sync returned read for `user`: one transaction, one request.
-    async fn mark_returned_read(&self, user: UserId, rows: &[Message]) -> Result<(), StoreError> {
-        let mut sql = String::from(D::BEGIN_WRITE);
-        sql.push(';');
-        push_private_read(&mut sql, user, rows);
-        push_group_read::<D>(&mut sql, user, rows);
-        sql.push_str("COMMIT;");
-        let mut conn = self.pool.acquire().await?;
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await
-        {
-            if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
-                let _ = conn.close().await;
-            }
-            return Err(e.into());
-        }
-        Ok(())
     }
 
     /// One attempt of `mark_read`.
@@ -155,43 +135,5 @@ where
         .execute(&self.pool)
         .await?;
         Ok(D::rows_affected(&result))
-    }
-}
-
-/// Appends the updates that mark the returned private messages read.
-fn push_private_read(sql: &mut String, user: UserId, rows: &[Message]) {
-    let private_ids: Vec<Uuid> = rows
-        .iter()
-        .filter(|m| matches!(m.target, Target::User(_)))
-        .map(|m| m.id)
-        .collect();
-    for chunk in private_ids.chunks(CHUNK) {
-        let _ = write!(
-            sql,
-            "UPDATE messages SET is_read = 1 WHERE recipient_id = {user} AND id IN ("
-        );
-        push_ids(sql, chunk);
-        sql.push_str(");");
-    }
-}
-
-/// Appends the updates that move each group's read marker to its newest returned message.
-fn push_group_read<D: Dialect>(sql: &mut String, user: UserId, rows: &[Message]) {
-    // Returned oldest first, so each group's returned messages are a prefix of its
-    // unread ones: moving the marker to the newest returned is exact.
-    let mut newest: HashMap<&str, Uuid> = HashMap::new();
-    for m in rows {
-        if let Target::Group(g) = &m.target {
-            newest.insert(g, m.id);
-        }
-    }
-    for (group, id) in newest {
-        sql.push_str("UPDATE group_members SET last_read = ");
-        push_id(sql, &id);
-        sql.push_str(" WHERE group_id = ");
-        D::text_literal(sql, group);
-        let _ = write!(sql, " AND user_id = {user} AND last_read < ");
-        push_id(sql, &id);
-        sql.push(';');
     }
 }

@@ -8,7 +8,7 @@ use super::*;
 use crate::on_both_backends;
 use crate::support::Backend;
 
-async fn take_unread_oldest_first_then_read(backend: Backend) {
+async fn unread_pages_oldest_first_and_change_nothing(backend: Backend) {
     let f = fixture(backend).await;
     let s = &*f.store;
     s.create_group(new_group("g", 3, &[2])).await.unwrap();
@@ -30,25 +30,28 @@ async fn take_unread_oldest_first_then_read(backend: Backend) {
         messages[6].id,
         messages[7].id,
     ];
-    let page = s.take_unread(2, 2).await.unwrap();
+    let page = s.unread(2, None, 2).await.unwrap();
     assert_eq!(ids(&page.messages), expected[..2]);
     assert!(page.more);
     assert_eq!(page.messages[0], messages[0]);
     assert_eq!(page.messages[1], messages[1]);
-    let page = s.take_unread(2, 2).await.unwrap();
+    let page = s.unread(2, Some(expected[1]), 2).await.unwrap();
     assert_eq!(ids(&page.messages), expected[2..4]);
     assert!(page.more);
-    let page = s.take_unread(2, 2).await.unwrap();
+    let page = s.unread(2, Some(expected[3]), 2).await.unwrap();
     assert_eq!(ids(&page.messages), expected[4..]);
     assert!(!page.more, "exactly the limit left: nothing more");
-    let page = s.take_unread(2, 100).await.unwrap();
+    let page = s.unread(2, Some(expected[4]), 100).await.unwrap();
     assert!(page.messages.is_empty() && !page.more);
+    // Reading them changed nothing: they are all still unread.
+    let page = s.unread(2, None, 100).await.unwrap();
+    assert_eq!(ids(&page.messages), expected);
     // Untouched for the others.
-    let page = s.take_unread(3, 100).await.unwrap();
+    let page = s.unread(3, None, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![messages[3].id]);
-    let page = s.take_unread(1, 100).await.unwrap();
+    let page = s.unread(1, None, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![messages[5].id]);
-    let page = s.take_unread(9, 100).await.unwrap();
+    let page = s.unread(9, None, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![messages[4].id]);
 }
 
@@ -61,13 +64,13 @@ async fn group_unread_starts_at_joining(backend: Backend) {
     assert!(s.add_member("g", 3).await.unwrap());
     let after = to_group(1, "g", "after 3 joined", None);
     store_all(s, std::slice::from_ref(&after)).await;
-    let page = s.take_unread(3, 100).await.unwrap();
+    let page = s.unread(3, None, 100).await.unwrap();
     assert_eq!(
         ids(&page.messages),
         vec![after.id],
         "nothing from before joining"
     );
-    let page = s.take_unread(2, 100).await.unwrap();
+    let page = s.unread(2, None, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![right_away.id, after.id]);
     // Leaving and joining again starts afresh.
     assert!(s.remove_member("g", 2).await.unwrap());
@@ -76,7 +79,7 @@ async fn group_unread_starts_at_joining(backend: Backend) {
     assert!(s.add_member("g", 2).await.unwrap());
     let back = to_group(1, "g", "welcome back", None);
     store_all(s, std::slice::from_ref(&back)).await;
-    let page = s.take_unread(2, 100).await.unwrap();
+    let page = s.unread(2, None, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![back.id]);
 }
 
@@ -167,14 +170,14 @@ async fn mark_read_private(backend: Backend) {
         s.mark_read(2, m[2].id).await.unwrap(),
         ReadOutcome::Applied(Target::User(1))
     );
-    let page = s.take_unread(2, 100).await.unwrap();
+    let page = s.unread(2, None, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![m[3].id, m[4].id]);
     // The sender receipts their own a2: bob's older b1 is read for them, b2 is not.
     assert_eq!(
         s.mark_read(1, m[2].id).await.unwrap(),
         ReadOutcome::Applied(Target::User(2))
     );
-    let page = s.take_unread(1, 100).await.unwrap();
+    let page = s.unread(1, None, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![m[5].id]);
     // Someone else's message, or no message at all.
     assert_eq!(
@@ -199,7 +202,7 @@ async fn mark_read_group(backend: Backend) {
         s.mark_read(2, m[1].id).await.unwrap(),
         ReadOutcome::Applied(Target::Group("g".into()))
     );
-    let page = s.take_unread(2, 100).await.unwrap();
+    let page = s.unread(2, None, 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![m[2].id]);
     // Reading an older one after a newer changes nothing.
     assert_eq!(
@@ -210,15 +213,48 @@ async fn mark_read_group(backend: Backend) {
         s.mark_read(3, m[0].id).await.unwrap(),
         ReadOutcome::Applied(Target::Group("g".into()))
     );
-    assert!(s.take_unread(3, 100).await.unwrap().messages.is_empty());
+    assert!(s.unread(3, None, 100).await.unwrap().messages.is_empty());
     assert_eq!(
         s.mark_read(9, m[0].id).await.unwrap(),
         ReadOutcome::NotMember
     );
 }
 
+async fn device_positions_move_forward_and_are_bounded(backend: Backend) {
+    let f = fixture(backend).await;
+    let s = &*f.store;
+    assert_eq!(s.device_position(2, "phone").await.unwrap(), None);
+    let (older, newer) = (Uuid::now_v7(), Uuid::now_v7());
+    s.confirm_delivery(2, "phone", newer, 3).await.unwrap();
+    assert_eq!(s.device_position(2, "phone").await.unwrap(), Some(newer));
+    // Never back.
+    s.confirm_delivery(2, "phone", older, 3).await.unwrap();
+    assert_eq!(s.device_position(2, "phone").await.unwrap(), Some(newer));
+    // Per user and device.
+    assert_eq!(s.device_position(2, "laptop").await.unwrap(), None);
+    assert_eq!(s.device_position(3, "phone").await.unwrap(), None);
+    // At most `keep` devices per user: the least recently confirmed goes.
+    for device in ["laptop", "tablet", "watch"] {
+        let at = chat_gateway::ids::millis_now();
+        crate::support::eventually(
+            std::time::Duration::from_secs(1),
+            "the next millisecond",
+            async || chat_gateway::ids::millis_now() > at,
+        )
+        .await;
+        s.confirm_delivery(2, device, Uuid::now_v7(), 3)
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.device_position(2, "phone").await.unwrap(), None);
+    for device in ["laptop", "tablet", "watch"] {
+        assert!(s.device_position(2, device).await.unwrap().is_some());
+    }
+}
+
 on_both_backends!(
-    take_unread_oldest_first_then_read,
+    unread_pages_oldest_first_and_change_nothing,
+    device_positions_move_forward_and_are_bounded,
     group_unread_starts_at_joining,
     private_history_pages,
     group_history_pages,

@@ -36,6 +36,12 @@ impl Client {
         Client::connect_url(&app.ws_url(), &app.token(user), user).await
     }
 
+    /// Connects `user` as device `device` (`?device_id=`) and reads the 1000 frame.
+    pub async fn connect_device(app: &TestApp, user: i64, device: &str) -> Client {
+        let url = format!("{}?device_id={device}", app.ws_url());
+        Client::connect_url(&url, &app.token(user), user).await
+    }
+
     /// Connects to `url` with `token`, expecting 1000 for `user`.
     pub async fn connect_url(url: &str, token: &str, user: i64) -> Client {
         let mut request = url.into_client_request().unwrap();
@@ -52,8 +58,15 @@ impl Client {
     /// Connects `user` over a socket with a tiny receive buffer (and reads the 1000 frame),
     /// so that a client that stops reading fills the server's side quickly.
     pub async fn connect_small_buffer(app: &TestApp, user: i64) -> Client {
+        Client::connect_small_buffer_to(app, user, "").await
+    }
+
+    /// `connect_small_buffer` with `query` (`?…`) added to the URL.
+    pub async fn connect_small_buffer_to(app: &TestApp, user: i64, query: &str) -> Client {
         let stream = small_buffer_stream(app).await;
-        let mut request = app.ws_url().into_client_request().unwrap();
+        let mut request = format!("{}{query}", app.ws_url())
+            .into_client_request()
+            .unwrap();
         request.headers_mut().insert(
             "authorization",
             format!("Bearer {}", app.token(user)).parse().unwrap(),
@@ -318,6 +331,25 @@ impl Client {
     /// Unread sync (type 2).
     pub async fn sync(&mut self) -> (Vec<Value>, Value) {
         self.page(json!({"type": 2})).await
+    }
+
+    /// Confirms delivery up to `id` (type 9); the answer.
+    pub async fn confirm(&mut self, id: &Value) -> Value {
+        let id = id.as_str().expect("message id");
+        self.send(json!({"type": 9, "content": id})).await;
+        self.recv().await
+    }
+
+    /// Syncs page after page until the end; every message, in order.
+    pub async fn sync_all(&mut self, limit: u32) -> Vec<Value> {
+        let mut all = Vec::new();
+        loop {
+            let (page, end) = self.sync_limit(limit).await;
+            all.extend(page);
+            if end["content"] == "end" {
+                return all;
+            }
+        }
     }
 
     /// Closes the connection cleanly.
