@@ -64,8 +64,9 @@ struct State {
     joining: HashMap<UserId, Arc<Joining>>,
 }
 
-/// A group message reaching at least this many local members is written after
-/// `server.group_write_delay` (ws/flusher.rs).
+/// A group message reaching at least this many local members is written by the paced
+/// flusher, which coalesces a busy group's writes (ws/flusher.rs, at most
+/// `server.group_write_delay`).
 pub const LARGE_FAN_OUT: usize = 64;
 
 /// How often a drain closes its next slice of connections.
@@ -82,7 +83,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Write the deliveries: one per runtime worker thread, a connection always to the same.
     flushers: Vec<Arc<Flusher>>,
-    /// The same for large group fan-outs, after `server.group_write_delay`.
+    /// The same for large group fan-outs, paced: at once when idle, coalesced when busy (at
+    /// most `server.group_write_delay` later).
     delayed: Vec<Arc<Flusher>>,
     /// For the linger timers, which outlive the call that starts them.
     me: Weak<Hub>,
@@ -278,7 +280,7 @@ impl Hub {
         sent
     }
 
-    /// Queues `frame` for `conn`, handing its outbox to its flusher (the delayed one for a
+    /// Queues `frame` for `conn`, handing its outbox to its flusher (the paced one for a
     /// large fan-out) when it was idle.
     fn send(&self, conn: &Conn, frame: &Utf8Bytes, delay: bool) -> bool {
         match conn.outbox.push(frame.clone()) {

@@ -45,11 +45,12 @@ pub struct ServerSettings {
     /// quota). Default 0. Set it to the pod's CPU limit, or to 1 per node when several nodes
     /// share a small machine: fewer threads, fewer wake-ups between them.
     pub worker_threads: usize,
-    /// A group message reaching at least 64 connections on this node is written to them
-    /// after this delay, together with whatever else reaches them meanwhile: under load, one
-    /// system call then carries several messages to a socket. Smaller fan-outs, private
-    /// messages and answers are written at once. `0s` writes everything at once.
-    /// Default `100ms`.
+    /// The longest a group message reaching at least 64 connections on this node waits to
+    /// be written. Such writes go out at once when the node's paced flusher is idle; after
+    /// a pass that wrote to `n` sockets, the next waits `n` × 20 µs (at most this long), and
+    /// whatever reaches those sockets meanwhile leaves in the same system call: a busy large
+    /// group gets several messages per write. Smaller fan-outs, private messages and answers
+    /// are written at once. `0s` writes everything at once. Default `100ms`.
     #[serde(with = "humantime_serde")]
     pub group_write_delay: Duration,
     /// A TCP connection must send a complete request head within this long of connecting
@@ -182,10 +183,11 @@ pub struct StorageSettings {
     pub acquire_timeout: Duration,
     /// Most messages written in one transaction by the batching writer. Default 512.
     pub batch_max: usize,
-    /// Shortest time between the starts of two of the writer's transactions: under load,
-    /// messages arriving meanwhile join the next batch (fewer, larger transactions); a
-    /// message after a quiet spell is written at once. `0s` starts each batch as soon as
-    /// the previous one ends. Default `5ms`.
+    /// Only while the writer is busy (taking 48 messages or more per this interval, 9,600 a
+    /// second at 5 ms): its transactions start at most once per twice this interval, and
+    /// messages arriving meanwhile join the next batch (fewer, larger transactions). Below
+    /// that rate the writer commits as a group: the first message goes at once, and what
+    /// arrives during a commit joins the next. `0s`: never waits. Default `5ms`.
     #[serde(with = "humantime_serde")]
     pub batch_interval: Duration,
 }

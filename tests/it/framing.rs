@@ -1,8 +1,8 @@
 //! WebSocket framing as RFC 6455 asks of a server, driven over raw TCP where a WebSocket
 //! library would refuse to send the frame: pings answered with their payload, fragmented
 //! messages reassembled, protocol violations closed with 1002 and a reason, an oversized
-//! message refused from its header, and a large group fan-out (written after
-//! `server.group_write_delay`) reaching every member. Framing does not depend on the store,
+//! message refused from its header, and a large group fan-out (written by the paced
+//! flusher, at most `server.group_write_delay` later) reaching every member. Framing does not depend on the store,
 //! so these run on SQLite only.
 
 use serde_json::json;
@@ -111,8 +111,8 @@ async fn fragmented_message_is_reassembled_around_a_ping() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_group_fan_out_reaches_every_member() {
-    // 70 members on one node: over the 64 that makes a fan-out wait for
-    // server.group_write_delay; each member gets each message once, in order.
+    // 70 members on one node: over the 64 that makes a fan-out paced (at most
+    // server.group_write_delay); each member gets each message once, in order.
     let app = TestApp::spawn(Backend::Sqlite).await;
     let members: Vec<i64> = (2..=70).collect();
     let group = app.create_group(1, &members).await;

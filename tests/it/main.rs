@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod autobahn;
+mod batching;
 mod bus_contract;
 mod bus_outage;
 mod catchup;
