@@ -14,6 +14,7 @@ mod cluster;
 mod drain;
 mod duplicates;
 mod edge;
+mod faults;
 mod framing;
 mod groups;
 mod handshake;

@@ -21,6 +21,7 @@ pub struct Node {
     pub port: u16,
     pub log: PathBuf,
     process: Guarded,
+    env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -31,7 +32,23 @@ impl Node {
             ..Spawn::default()
         };
         let process = Guarded::spawn_with(program, &[], &log, spawn);
-        Node { port, log, process }
+        Node {
+            port,
+            log,
+            process,
+            env: env.to_vec(),
+        }
+    }
+
+    /// Starts the node again (after a signal stopped it) on the same port and settings.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        *self = Node::start(self.port, &self.env.clone(), self.log.clone());
+    }
+
+    /// The process id (to pause it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// Sends `signal` (such as `KILL` or `TERM`) and waits for the process to exit.
@@ -76,8 +93,14 @@ impl Cluster {
 
     /// As `start`, with extra `CHAT__…` settings for every node.
     pub async fn start_with(count: usize, extra: &[(&str, &str)]) -> Cluster {
-        let redis = Redis::start();
         let database = MariaDb::shared().fresh_database().await;
+        Cluster::start_on(count, extra, database).await
+    }
+
+    /// As `start_with`, on the database at `database` (a `mysql://` URL; the fault tests
+    /// give each cluster a mariadbd of its own, to kill).
+    pub async fn start_on(count: usize, extra: &[(&str, &str)], database: String) -> Cluster {
+        let redis = Redis::start();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut env: Vec<(String, String)> = vec![
             ("CHAT__AUTH__JWT_SECRET".into(), SECRET.into()),

@@ -80,6 +80,27 @@ impl Guarded {
         }
     }
 
+    /// Freezes the process (SIGSTOP) until `resume`: it keeps its sockets and answers
+    /// nothing, as a hung server does.
+    pub fn pause(&self) {
+        self.raw_signal("STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.raw_signal("CONT");
+    }
+
+    fn raw_signal(&self, signal: &str) {
+        if self.is_stopped() {
+            return;
+        }
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid.to_string())
+            .status();
+    }
+
     /// Kills the process (SIGKILL) and waits for it to be gone.
     pub fn kill(&mut self) {
         self.signal("KILL");

@@ -120,9 +120,25 @@ impl MariaDb {
         mariadb
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&self) {
+        if let Some(p) = &self.process {
+            p.pause();
+        }
+    }
+
+    /// Lets a paused server run again.
+    pub fn resume(&self) {
+        if let Some(p) = &self.process {
+            p.resume();
+        }
+    }
+
     /// Stops the server: `signal` `TERM` shuts it down cleanly, `KILL` crashes it.
     pub fn stop(&mut self, signal: &str) {
         if let Some(mut process) = self.process.take() {
+            // A paused server would hold a TERM until it runs again.
+            process.resume();
             process.signal(signal);
         }
     }
@@ -196,6 +212,20 @@ impl Redis {
     /// `redis://127.0.0.1:port`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&self) {
+        if let Some(p) = &self.process {
+            p.pause();
+        }
+    }
+
+    /// Lets a paused server run again.
+    pub fn resume(&self) {
+        if let Some(p) = &self.process {
+            p.resume();
+        }
     }
 
     /// Kills the server (SIGKILL).
