@@ -288,10 +288,8 @@ async fn final_catch_up(spec: &Spec, mut ws: Ws, ledger: &Ledger) -> bool {
                 }
             }
             2200 if frame["content"] == "more" => {
-                if send(&mut ws, json!({"type": 2, "limit": 500}))
-                    .await
-                    .is_err()
-                {
+                let again = send(&mut ws, json!({"type": 2, "limit": 500})).await;
+                if again.is_err() {
                     return false;
                 }
             }
