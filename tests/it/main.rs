@@ -34,6 +34,7 @@ mod receipts;
 mod rest_groups;
 mod rest_social;
 mod rfc_handshake;
+mod sharded;
 mod storage_failure;
 mod store_contract;
 mod stranger;

@@ -18,7 +18,7 @@
 
 use bytes::Bytes;
 use fred::clients::SubscriberClient;
-use fred::prelude::{Client, ClientLike, PubsubInterface};
+use fred::prelude::{Client, ClientLike, ClusterInterface, PubsubInterface};
 use fred::types::config::Server;
 use fred::types::{Message, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -35,6 +35,11 @@ const CHUNK: usize = 1024;
 /// Interval of the PING that keeps a command in flight on the subscriber connection, so a
 /// dead link is noticed (fred's unresponsive check) even when no message flows.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// In sharded mode, how often the cluster's slot map is read again: a slot that moved to
+/// another shard (migration, failover) left its channels unsubscribed there (Redis sends
+/// SUNSUBSCRIBE, which fred drops), so they are subscribed again on the new owner and the
+/// clients told to resync.
+const TOPOLOGY_CHECK: Duration = Duration::from_secs(1);
 /// Retry delays of a failed sync: first, and cap.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -55,6 +60,8 @@ pub(super) struct Stats {
     pub lagged: AtomicU64,
     /// Resubscriptions after the connection came back.
     pub resubscribed: AtomicU64,
+    /// Slot-map changes that moved subscribed channels to another shard (sharded mode).
+    pub slot_moves: AtomicU64,
 }
 
 /// The state of the subscription task.
@@ -74,6 +81,8 @@ pub(super) struct Subscriptions {
     pending: HashSet<String>,
     /// Barriers waiting for the next successful sync.
     waiting: Vec<oneshot::Sender<()>>,
+    /// Sharded: the owner of each slot range when last read (`TOPOLOGY_CHECK`).
+    owners: Vec<(u16, u16, Server)>,
 }
 
 impl Subscriptions {
@@ -96,6 +105,7 @@ impl Subscriptions {
             desired: HashSet::new(),
             pending: HashSet::new(),
             waiting: Vec::new(),
+            owners: Vec::new(),
         }
     }
 
@@ -110,6 +120,11 @@ impl Subscriptions {
         let mut retry_at: Option<Instant> = None;
         let mut backoff = RETRY_MIN;
         let mut resync_pending = false;
+        let mut topology = tokio::time::interval(TOPOLOGY_CHECK);
+        topology.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.sharded {
+            self.owners = self.read_owners().await.unwrap_or_default();
+        }
         loop {
             tokio::select! {
                 change = changes.recv() => {
@@ -132,6 +147,12 @@ impl Subscriptions {
                 _ = heartbeat.tick() => {
                     self.heartbeat().await;
                     continue;
+                }
+                _ = topology.tick(), if self.sharded => {
+                    if !self.slots_moved().await {
+                        continue;
+                    }
+                    resync_pending = true;
                 }
             }
             match self.sync().await {
@@ -234,6 +255,62 @@ impl Subscriptions {
             .await
             .map_err(|_| format!("{verb} timed out"))?
             .map_err(|e| format!("{verb}: {e}"))
+    }
+
+    /// Reads the cluster's slot map again; marks the desired channels whose slot changed
+    /// owner pending (to subscribe on the new owner). Whether any did.
+    async fn slots_moved(&mut self) -> bool {
+        let Some(owners) = self.read_owners().await else {
+            return false;
+        };
+        if owners == self.owners {
+            return false;
+        }
+        let before = std::mem::replace(&mut self.owners, owners);
+        let owner = |map: &[(u16, u16, Server)], slot: u16| {
+            map.iter()
+                .find(|(start, end, _)| (*start..=*end).contains(&slot))
+                .map(|(_, _, server)| server.clone())
+        };
+        let moved: Vec<String> = self
+            .desired
+            .iter()
+            .filter(|channel| {
+                let slot = fred::util::redis_keyslot(channel.as_bytes());
+                owner(&before, slot) != owner(&self.owners, slot)
+            })
+            .cloned()
+            .collect();
+        if moved.is_empty() {
+            return false;
+        }
+        tracing::warn!(
+            channels = moved.len(),
+            "bus slots moved to other shards; subscribing there again"
+        );
+        self.stats.slot_moves.fetch_add(1, Ordering::Relaxed);
+        self.pending.extend(moved);
+        true
+    }
+
+    /// The cluster's slot ranges and their primaries, read from the server now.
+    async fn read_owners(&self) -> Option<Vec<(u16, u16, Server)>> {
+        match tokio::time::timeout(self.timeout, self.client.sync_cluster()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "bus cluster slot map not read");
+                return None;
+            }
+            Err(_) => return None,
+        }
+        let state = self.client.cached_cluster_state()?;
+        let mut owners: Vec<(u16, u16, Server)> = state
+            .slots()
+            .iter()
+            .map(|r| (r.start, r.end, r.primary.clone()))
+            .collect();
+        owners.sort_by_key(|(start, _, _)| *start);
+        Some(owners)
     }
 
     async fn heartbeat(&self) {

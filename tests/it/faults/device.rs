@@ -2,7 +2,8 @@
 //! device, catches up after every connect and every 1002 (type 2 until the end, confirming
 //! each page), confirms live messages every few seconds, sends with a `client_msg_id` and
 //! retries the same id on 5000, on a silent server and after reconnecting, and reconnects
-//! with jittered backoff through the load balancer.
+//! with jittered backoff through the load balancer. A flaky device drops its connection
+//! right after asking for a catch-up now and then.
 
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
@@ -34,6 +35,9 @@ pub struct Spec {
     /// Time between two sends.
     pub pace: Duration,
     pub seed: u64,
+    /// Now and then drops the connection right after asking for a catch-up page, as a
+    /// phone losing its network mid-sync does.
+    pub flaky: bool,
 }
 
 struct Pending {
@@ -155,6 +159,10 @@ async fn session(
                         catching_up = true;
                         if send(&mut ws, json!({"type": 2})).await.is_err() {
                             return;
+                        }
+                        if spec.flaky && rng.random_range(0..4) == 0 {
+                            ledger.cut_mid_sync();
+                            return; // dropped with the reply on its way
                         }
                     }
                     1002 => {

@@ -62,6 +62,7 @@ struct Inner {
     removal: Option<Removal>,
     retries: u64,
     reconnects: u64,
+    cut_mid_sync: u64,
 }
 
 /// Shared by the clients, the nemesis and the checker.
@@ -130,8 +131,17 @@ impl Ledger {
         self.inner.lock().reconnects += 1;
     }
 
+    pub fn cut_mid_sync(&self) {
+        self.inner.lock().cut_mid_sync += 1;
+    }
+
     pub fn removal(&self, removal: Removal) {
         self.inner.lock().removal = Some(removal);
+    }
+
+    /// How many distinct messages were acknowledged.
+    pub fn acked_count(&self) -> usize {
+        self.inner.lock().acked.len()
     }
 
     /// The acknowledged messages of `conversation`, ascending.
@@ -160,6 +170,7 @@ impl Ledger {
             acked: inner.acked.len() as u64,
             retries: inner.retries,
             reconnects: inner.reconnects,
+            cut_mid_sync: inner.cut_mid_sync,
             live_reordered: inner.live_reordered,
             ..Report::default()
         };
@@ -257,6 +268,7 @@ pub struct Report {
     pub live_reordered: u64,
     pub retries: u64,
     pub reconnects: u64,
+    pub cut_mid_sync: u64,
     pub faults: u64,
     pub lost_examples: Vec<String>,
     pub violations: Vec<String>,
@@ -267,7 +279,8 @@ impl fmt::Display for Report {
         write!(
             f,
             "acked {} · owed deliveries {} · delivered {} · lost {} · duplicated {} · \
-             live reordered {} · retried sends {} · reconnects {} · faults {} · violations {}",
+             live reordered {} · retried sends {} · reconnects {} (cut mid-sync {}) · faults {} · \
+             violations {}",
             self.acked,
             self.expected,
             self.delivered,
@@ -276,6 +289,7 @@ impl fmt::Display for Report {
             self.live_reordered,
             self.retries,
             self.reconnects,
+            self.cut_mid_sync,
             self.faults,
             self.violations.len()
         )

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::support::cluster::Cluster;
-use crate::support::services::MariaDb;
+use crate::support::services::{MariaDb, RedisCluster};
 
 /// One kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,14 @@ pub enum Fault {
     KillRedis,
     /// SIGSTOP redis-server (connections stay open, nothing answers); SIGCONT.
     PauseRedis,
+    /// `CLIENT PAUSE` for the fault's length: Redis holds every client's commands.
+    ClientPause,
+    /// `client-output-buffer-limit pubsub` set to one byte: Redis cuts every subscriber
+    /// the moment anything is published to it, as it cuts a slow one; restored after.
+    SubscriberCut,
+    /// Sharded pub/sub on a Redis Cluster: move the slot of a user's channel to another
+    /// master (its subscribers there get SUNSUBSCRIBE).
+    MigrateSlot,
     /// SIGKILL mariadbd; restart it on its data.
     KillMysql,
     /// SIGSTOP mariadbd; SIGCONT.
@@ -36,6 +44,8 @@ impl Fault {
         Fault::DrainNode,
         Fault::KillRedis,
         Fault::PauseRedis,
+        Fault::ClientPause,
+        Fault::SubscriberCut,
         Fault::KillMysql,
         Fault::PauseMysql,
     ];
@@ -45,6 +55,7 @@ impl Fault {
 pub async fn run(
     cluster: Arc<Mutex<Cluster>>,
     mariadb: &mut MariaDb,
+    sharded: Option<&RedisCluster>,
     kinds: &[Fault],
     seed: u64,
     duration: Duration,
@@ -89,6 +100,52 @@ pub async fn run(
                 cluster.lock().await.redis.pause();
                 tokio::time::sleep(length).await;
                 cluster.lock().await.redis.resume();
+            }
+            Fault::ClientPause => {
+                let ms = length.as_millis().to_string();
+                let c = cluster.clone();
+                blocking(move || {
+                    let answer = c.blocking_lock().redis.cli(&["CLIENT", "PAUSE", &ms, "ALL"]);
+                    assert_eq!(answer, "OK", "CLIENT PAUSE");
+                })
+                .await;
+                tokio::time::sleep(length).await;
+            }
+            Fault::SubscriberCut => {
+                let c = cluster.clone();
+                blocking(move || {
+                    let limit = "pubsub 1 1 0";
+                    let answer = c.blocking_lock().redis.cli(&[
+                        "CONFIG",
+                        "SET",
+                        "client-output-buffer-limit",
+                        limit,
+                    ]);
+                    assert_eq!(answer, "OK", "CONFIG SET client-output-buffer-limit");
+                })
+                .await;
+                tokio::time::sleep(length).await;
+                let c = cluster.clone();
+                blocking(move || {
+                    let default = "pubsub 33554432 8388608 60";
+                    let answer = c.blocking_lock().redis.cli(&[
+                        "CONFIG",
+                        "SET",
+                        "client-output-buffer-limit",
+                        default,
+                    ]);
+                    assert_eq!(answer, "OK", "restoring client-output-buffer-limit");
+                })
+                .await;
+            }
+            Fault::MigrateSlot => {
+                let redis = sharded.expect("slot migrations need the sharded cluster");
+                let user = rng.random_range(1..=6);
+                let slot = redis.slot(&format!("chat:u:{{{user}}}"));
+                let to = (redis.owner(slot) + rng.random_range(1..redis.nodes.len()))
+                    % redis.nodes.len();
+                tokio::task::block_in_place(|| redis.migrate_slot(slot, to));
+                tokio::time::sleep(length).await;
             }
             Fault::KillMysql => {
                 mariadb.stop("KILL");

@@ -347,6 +347,70 @@ impl RedisCluster {
         RedisCluster { nodes }
     }
 
+    /// The hash slot of `key` (or channel).
+    pub fn slot(&self, key: &str) -> u16 {
+        self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number")
+    }
+
+    /// Each node's cluster id, in `nodes` order.
+    pub fn ids(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| n.cli(&["CLUSTER", "MYID"]))
+            .collect()
+    }
+
+    /// The index in `nodes` of the master that owns `slot`.
+    pub fn owner(&self, slot: u16) -> usize {
+        let ids = self.ids();
+        let table = self.nodes[0].cli(&["CLUSTER", "NODES"]);
+        for line in table.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let owns = fields.iter().skip(8).any(|range| {
+                let (start, end) = range.split_once('-').unwrap_or((range, range));
+                match (start.parse::<u16>(), end.parse::<u16>()) {
+                    (Ok(start), Ok(end)) => (start..=end).contains(&slot),
+                    _ => false,
+                }
+            });
+            if owns && let Some(index) = ids.iter().position(|id| id == fields[0]) {
+                return index;
+            }
+        }
+        panic!("no master owns slot {slot}: {table}");
+    }
+
+    /// Moves `slot` (holding no keys: pub/sub channels are not keys) to master `to`, the way
+    /// a resharding does: IMPORTING on the target, MIGRATING on the source, then NODE on
+    /// every master, which makes the source send SUNSUBSCRIBE to the slot's subscribers.
+    pub fn migrate_slot(&self, slot: u16, to: usize) {
+        let ids = self.ids();
+        let from = self.owner(slot);
+        if from == to {
+            return;
+        }
+        let slot = slot.to_string();
+        let ok = |node: &Redis, args: &[&str]| {
+            let answer = node.cli(args);
+            assert_eq!(answer, "OK", "{args:?}: {answer}");
+        };
+        ok(&self.nodes[to], &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &ids[from]]);
+        ok(&self.nodes[from], &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &ids[to]]);
+        ok(&self.nodes[to], &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[to]]);
+        ok(&self.nodes[from], &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[to]]);
+        for (i, node) in self.nodes.iter().enumerate() {
+            if i != from && i != to {
+                ok(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[to]]);
+            }
+        }
+        eventually_blocking(Duration::from_secs(10), "every master agrees on the slot", || {
+            self.owner(slot.parse().unwrap_or_default()) == to
+        });
+    }
+
     /// A URL naming every node: `redis://127.0.0.1:p1?node=127.0.0.1:p2&node=…`.
     pub fn url(&self) -> String {
         let mut url = self.nodes[0].url();
