@@ -1,4 +1,5 @@
-//! Health, readiness, metrics and presence.
+//! Health, readiness, metrics and presence; and the routes of the private listener
+//! (`server.metrics_bind`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,12 +11,26 @@ use serde_json::{Value, json};
 use super::{ApiError, AuthUser, PathOf, user_id};
 use crate::state::AppState;
 
+/// Health and presence, on the public listener.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
         .route("/api/users/{id}/presence", get(presence))
+}
+
+/// `/metrics`: on the public listener when `server.metrics_bind` is not set, else on the
+/// private one.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// The private listener (`server.metrics_bind`): metrics and health, for Prometheus and
+/// the kubelet's probes.
+pub fn private_router() -> Router<AppState> {
+    metrics_router()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
 }
 
 /// The process is up.

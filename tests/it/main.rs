@@ -22,6 +22,7 @@ mod limiter_contract;
 mod limits;
 mod liveness;
 mod load_tool;
+mod metrics_listener;
 mod multi_device;
 mod private;
 mod process;
