@@ -17,6 +17,7 @@ Usage: python3 scripts/k8s/check.py [REPO_ROOT]
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,46 @@ def compare_with_kustomize(directory, objects):
     return problems, command
 
 
+def slug(heading):
+    """The anchor GitHub gives a Markdown heading."""
+    text = heading.strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def monitoring_problems(root):
+    """The alert rules and the PrometheusRule agree, every alert links to a section of
+    docs/operations.md that exists, and the dashboard's panels all query something."""
+    base = os.path.join(root, "deploy", "monitoring")
+    if not os.path.isdir(base):
+        return []
+    problems = []
+    with open(os.path.join(base, "rules", "chat-gateway.rules.yaml"), encoding="utf-8") as f:
+        rules = yaml.safe_load(f)
+    (operator,) = render.load_yaml_documents(os.path.join(base, "prometheusrule.yaml"))
+    if operator["spec"] != rules:
+        problems.append("deploy/monitoring/prometheusrule.yaml: spec differs from rules/chat-gateway.rules.yaml")
+    with open(os.path.join(root, "docs", "operations.md"), encoding="utf-8") as f:
+        anchors = {slug(line.lstrip("#")) for line in f if line.startswith("#")}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            url = rule.get("annotations", {}).get("runbook_url", "")
+            anchor = url.partition("docs/operations.md#")[2]
+            if not anchor:
+                problems.append(f"alert {rule['alert']}: no runbook_url into docs/operations.md")
+            elif anchor not in anchors:
+                problems.append(f"alert {rule['alert']}: docs/operations.md has no section #{anchor}")
+    with open(os.path.join(base, "grafana", "chat-gateway.json"), encoding="utf-8") as f:
+        dashboard = json.load(f)
+    for panel in dashboard.get("panels", []):
+        exprs = [t.get("expr", "") for t in panel.get("targets", [])]
+        if not exprs or not all(exprs):
+            problems.append(f"dashboard panel {panel.get('title')!r}: a target without a query")
+    return problems
+
+
 def main(root):
     schemas = load_schemas()
     problems = []
@@ -136,6 +177,7 @@ def main(root):
                 problems.extend(validate(obj, schemas, where))
                 problems.extend(restricted.check(obj))
                 counted += 1
+    problems.extend(monitoring_problems(root))
     for p in problems:
         print(f"k8s-check: {p}", file=sys.stderr)
     print(f"k8s-check: {counted} objects checked against Kubernetes {' and '.join(VERSIONS)}, "

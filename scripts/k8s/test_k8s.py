@@ -149,5 +149,34 @@ class Schemas(unittest.TestCase):
         self.assertIn("no schema", " ".join(check.validate({"apiVersion": "x/v1", "kind": "Y", "metadata": {"name": "z"}}, schemas, "p")))
 
 
+class Monitoring(unittest.TestCase):
+    def copy(self):
+        import shutil
+        root = tempfile.mkdtemp()
+        shutil.copytree(os.path.join(ROOT, "deploy", "monitoring"), os.path.join(root, "deploy", "monitoring"))
+        os.makedirs(os.path.join(root, "docs"))
+        shutil.copy(os.path.join(ROOT, "docs", "operations.md"), os.path.join(root, "docs"))
+        return root
+
+    def test_the_shipped_files_agree(self):
+        self.assertEqual(check.monitoring_problems(ROOT), [])
+
+    def test_a_runbook_section_missing_and_a_drifted_copy_are_problems(self):
+        root = self.copy()
+        docs = os.path.join(root, "docs", "operations.md")
+        with open(docs) as f:
+            text = f.read()
+        with open(docs, "w") as f:
+            f.write(text.replace("### ChatGatewayFdNearLimit", "### Descriptors"))
+        rules = os.path.join(root, "deploy", "monitoring", "rules", "chat-gateway.rules.yaml")
+        with open(rules) as f:
+            text = f.read()
+        with open(rules, "w") as f:
+            f.write(text.replace("> 0.85", "> 0.9", 1))
+        found = " ".join(check.monitoring_problems(root))
+        self.assertIn("no section #chatgatewayfdnearlimit", found)
+        self.assertIn("spec differs", found)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -9,6 +9,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{ApiError, AuthUser, PathOf, user_id};
+use crate::health::Condition;
+use crate::metrics::{self, Snapshot};
 use crate::state::AppState;
 
 /// Health and presence, on the public listener.
@@ -77,12 +79,20 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let health = state.health.report();
+    let draining = state.shutdown.is_cancelled();
+    let now = Snapshot {
+        connections: state.hub.connections(),
+        handshakes: state.admission.handshakes(),
+        max_connections: state.admission.max_connections(),
+        draining,
+        ready: !draining && !state.admission.is_full() && health.ready(),
+        store_up: health.store.status == Condition::Ok,
+        bus_up: health.bus.status == Condition::Ok,
+    };
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        state.metrics.render(state.hub.connections()),
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.render(now),
     )
 }
 

@@ -273,6 +273,7 @@ impl Inbound for Hub {
             tracing::warn!(?topic, "dropped an envelope whose frame is not UTF-8");
             return;
         };
+        self.metrics.delivered(frame.as_str());
         let state = self.state.read();
         let sent = match &topic {
             Topic::User(user) => self.push_to(&state, *user, skip, &frame, false),
@@ -293,6 +294,7 @@ impl Inbound for Hub {
     }
 
     fn resync(&self) {
+        self.metrics.resyncs.inc();
         let frame = Utf8Bytes::from(server::sync_needed());
         let mut state = self.state.write();
         for local in state.users.values_mut() {

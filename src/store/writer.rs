@@ -216,6 +216,7 @@ async fn collect(
         busy = messages.len() >= BUSY;
         let started = Instant::now();
         let result = store.insert_messages(&messages, &flushing).await;
+        crate::metrics::store_batch_done(messages.len(), started.elapsed());
         tracing::debug!(
             batch = messages.len(),
             elapsed_us = started.elapsed().as_micros() as u64,

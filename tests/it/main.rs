@@ -24,6 +24,7 @@ mod liveness;
 mod load_tool;
 mod metrics_listener;
 mod multi_device;
+mod observability;
 mod private;
 mod process;
 mod protocol_errors;
