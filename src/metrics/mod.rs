@@ -163,6 +163,8 @@ pub struct Metrics {
     pub publish: Seconds,
     /// A message's creation on the sending node → queued to this node's local sockets.
     delivery_lag: Seconds,
+    /// Frames queued to one connection, sampled by the liveness sweep.
+    outbound_queue: Histogram,
     closes: Family<CloseLabels, PromCounter>,
     connection_states: Family<StateLabel, Gauge>,
     connections: Gauge,
@@ -297,6 +299,14 @@ impl Metrics {
             "Messages in one batch of inserts",
             store_batch_size.clone(),
         );
+        let outbound_queue = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 12),
+        );
+        registry.register(
+            "chat_outbound_queue_frames",
+            "Frames queued to one connection, sampled when the liveness sweep visits it (every connection once per server.ping_interval)",
+            outbound_queue.clone(),
+        );
         let closes = Family::<CloseLabels, PromCounter>::default();
         registry.register(
             "chat_closes",
@@ -369,6 +379,7 @@ impl Metrics {
             ack,
             publish,
             delivery_lag,
+            outbound_queue,
             closes,
             connection_states,
             connections,
@@ -390,6 +401,11 @@ impl Metrics {
         };
         self.closes.get_or_create(&labels).inc();
         reason
+    }
+
+    /// Records how many frames wait in one connection's outbound queue (the sweep's sample).
+    pub fn queued(&self, frames: usize) {
+        self.outbound_queue.observe(frames as f64);
     }
 
     /// Records the lag of a delivery frame (server frame JSON with the message's `"ts"` in

@@ -18,6 +18,7 @@ fn the_text_keeps_the_old_names_and_has_the_new_ones() {
     metrics.edge.stranger.inc();
     metrics.closed(Reason);
     metrics.ack.observe(Duration::from_millis(3));
+    metrics.queued(5);
     store_batch_done(7, Duration::from_millis(2));
     let text = metrics.render(Snapshot {
         connections: 5,
@@ -41,6 +42,7 @@ fn the_text_keeps_the_old_names_and_has_the_new_ones() {
         "chat_connection_states{state=\"handshake\"} 2",
         "chat_dependency_up{dependency=\"bus\"} 0",
         "chat_ack_seconds_count 1",
+        "chat_outbound_queue_frames_bucket{le=\"8.0\"} 1",
         "chat_ack_seconds_bucket{le=\"0.004\"} 1",
         "chat_store_batch_messages_count",
         "chat_store_batch_seconds_bucket",

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
-use crate::support::{Backend, Client, TestApp};
+use crate::support::client::WAIT;
+use crate::support::{Backend, Client, TestApp, eventually};
 
 /// The value of one sample (`name` with its labels, as printed) in an exposition.
 fn sample(text: &str, series: &str) -> f64 {
@@ -18,6 +20,8 @@ fn sample(text: &str, series: &str) -> f64 {
 async fn the_histograms_move_under_traffic() {
     let app = TestApp::spawn_with(Backend::MySql, |s| {
         s.server.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        // The sweep samples the outbound queues: every connection once a second.
+        s.server.ping_interval = Duration::from_secs(1);
     })
     .await;
     let before = app.metrics().await;
@@ -74,6 +78,13 @@ async fn the_histograms_move_under_traffic() {
     assert!(sample(&after, "process_max_fds") >= sample(&after, "process_open_fds"));
     assert!(sample(&after, "process_resident_memory_bytes") > 1e6);
     assert!(after.contains("chat_build_info{version=\""), "{after}");
+    // alice's queue, sampled by the sweep within a ping interval.
+    eventually(WAIT, "the outbound queue sampled", async || {
+        let text = app.metrics().await;
+        let sampled = sample(&text, "chat_outbound_queue_frames_count");
+        if sampled > 0.0 { Ok(()) } else { Err(sampled) }
+    })
+    .await;
 }
 
 /// The sample names an exposition can hold: every sample printed, and for each family
