@@ -38,3 +38,4 @@ mod store_contract;
 mod stranger;
 mod sync;
 mod token_life;
+mod upgrade;
