@@ -67,6 +67,11 @@ impl Admission {
         self.max_connections
     }
 
+    /// TCP connections in progress that are not WebSockets (handshakes, kept-alive REST).
+    pub fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::Relaxed)
+    }
+
     /// Whether the node holds as many WebSocket connections as it takes (readiness then
     /// sends new clients elsewhere).
     pub fn is_full(&self) -> bool {

@@ -22,6 +22,8 @@ use crate::store::MessageWriter;
 /// A built node, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
+    /// The private listener of `server.metrics_bind`, when set.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -66,6 +68,14 @@ impl Application {
         );
         let listener = crate::ws::socket::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
+        let metrics_listener = match settings.server.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding server.metrics_bind {addr}"))?,
+            ),
+            None => None,
+        };
         let state = AppState::new(Shared {
             auth,
             dev_tokens,
@@ -83,7 +93,11 @@ impl Application {
             tracker: TaskTracker::new(),
             settings,
         });
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     /// The bound address.
@@ -91,6 +105,13 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or(self.state.settings.server.bind)
+    }
+
+    /// The bound address of the private listener (`server.metrics_bind`), when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The node's shared state (for the `token` subcommand and tests).
@@ -131,6 +152,20 @@ impl Application {
             state.shutdown.clone(),
         ));
         let stop = CancellationToken::new();
+        // The private listener answers through the drain too (readiness says "draining"),
+        // until the node exits.
+        let private = self.metrics_listener.map(|listener| {
+            let router = crate::http::private_router(state.clone());
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let serving = tokio::spawn(crate::http::serve(
             self.listener,
             router,
@@ -150,6 +185,9 @@ impl Application {
         }
         stop.cancel();
         let _ = serving.await;
+        if let Some(private) = private {
+            let _ = private.await;
+        }
         Ok(())
     }
 }

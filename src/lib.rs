@@ -11,6 +11,7 @@ pub mod bus;
 pub mod chat;
 pub mod fdlimit;
 pub mod health;
+pub mod healthcheck;
 pub mod http;
 pub mod hub;
 pub mod ids;

@@ -1,4 +1,5 @@
-//! The `chat-gateway` command: serve (default), migrate, mint a token, check configuration.
+//! The `chat-gateway` command: serve (default), migrate, mint a token, check configuration,
+//! check a running node's health.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -40,6 +41,16 @@ enum Command {
     },
     /// Load and validate the configuration, print it with secrets hidden, and exit.
     CheckConfig,
+    /// Ask this node's /health/ready (on server.metrics_bind when set, else server.bind)
+    /// and exit 0 when it answers 200, 1 otherwise: the container image's HEALTHCHECK.
+    Healthcheck {
+        /// Ask /health/live instead: whether the process answers at all.
+        #[arg(long)]
+        live: bool,
+        /// Longest wait for the answer, connecting included.
+        #[arg(long, default_value = "1s")]
+        timeout: humantime::Duration,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +78,30 @@ fn main() -> anyhow::Result<()> {
             );
             println!("{}", auth.mint(user, Duration::from(ttl)));
             Ok(())
+        }
+        Command::Healthcheck { live, timeout } => {
+            let addr = chat_gateway::healthcheck::target(&settings.server);
+            let path = if live {
+                "/health/live"
+            } else {
+                "/health/ready"
+            };
+            let probed = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?
+                .block_on(chat_gateway::healthcheck::probe(
+                    addr,
+                    path,
+                    Duration::from(timeout),
+                ));
+            match probed {
+                Ok(()) => Ok(()),
+                Err(problem) => {
+                    eprintln!("unhealthy: {problem}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Migrate => runtime(0)?.block_on(async {
             telemetry::init(&settings.log);

@@ -61,7 +61,7 @@ pub async fn run<Io: AsyncRead + Unpin>(
     let writer = tokio::spawn({
         let (outbox, state) = (outbox.clone(), state.clone());
         async move {
-            if outbox.write_loop().await == CloseReason::TooSlow {
+            if state.metrics.closed(outbox.write_loop().await) == CloseReason::TooSlow {
                 state.metrics.slow_consumers.inc();
             }
         }

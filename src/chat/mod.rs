@@ -72,6 +72,7 @@ impl Session {
                 return self.refuse(codes::BAD_FRAME, &reason, cid.as_deref());
             }
             Err(DecodeError::TooLong { limit }) => {
+                self.state.metrics.edge.content_too_large.inc();
                 let reason = format!("content longer than {limit} bytes");
                 return self.refuse(codes::TOO_LONG, &reason, client_msg_id_of(text).as_deref());
             }

@@ -30,6 +30,7 @@ impl Session {
         content: String,
         client_msg_id: Option<String>,
     ) {
+        let _ack = self.state.metrics.ack.start();
         let cid = client_msg_id.as_deref();
         if recipient == self.user {
             return self.refuse(codes::BAD_FRAME, "recipient_id must not be yourself", cid);
@@ -81,6 +82,7 @@ impl Session {
         content: String,
         client_msg_id: Option<String>,
     ) {
+        let _ack = self.state.metrics.ack.start();
         let target = Target::Group(group.clone());
         let message = Message::new(self.user, target, content, client_msg_id);
         let Some((message, outcome)) = self.store(message).await else {
@@ -178,6 +180,7 @@ impl Session {
             }
         }
         self.state.metrics.messages_refused.inc();
+        self.state.metrics.edge.stranger.inc();
         let reason = format!(
             "stranger limit reached: {} messages until user {recipient} answers or you follow each other",
             self.state.settings.limits.stranger_messages
@@ -237,12 +240,14 @@ impl Session {
     /// (the message is stored and reaches the recipient on their next sync).
     /// `publish_private` and `publish_group` read its count.
     async fn publish(&self, topic: &Topic, envelope: Bytes) -> Option<usize> {
+        let _publish = self.state.metrics.publish.start();
         let published = self.state.bus.publish_counted(topic, envelope).await;
         published.map_err(|e| self.bus_failed(e)).ok()
     }
 
     /// Publishes a copy whose reach nobody reads (the sender's other devices).
     async fn publish_copy(&self, topic: &Topic, envelope: Bytes) {
+        let _publish = self.state.metrics.publish.start();
         let published = self.state.bus.publish(topic, envelope).await;
         let _ = published.map_err(|e| self.bus_failed(e));
     }

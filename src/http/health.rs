@@ -1,4 +1,5 @@
-//! Health, readiness, metrics and presence.
+//! Health, readiness, metrics and presence; and the routes of the private listener
+//! (`server.metrics_bind`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,14 +9,30 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{ApiError, AuthUser, PathOf, user_id};
+use crate::health::Condition;
+use crate::metrics::{self, Snapshot};
 use crate::state::AppState;
 
+/// Health and presence, on the public listener.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
         .route("/api/users/{id}/presence", get(presence))
+}
+
+/// `/metrics`: on the public listener when `server.metrics_bind` is not set, else on the
+/// private one.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// The private listener (`server.metrics_bind`): metrics and health, for Prometheus and
+/// the kubelet's probes.
+pub fn private_router() -> Router<AppState> {
+    metrics_router()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
 }
 
 /// The process is up.
@@ -62,12 +79,20 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let health = state.health.report();
+    let draining = state.shutdown.is_cancelled();
+    let now = Snapshot {
+        connections: state.hub.connections(),
+        handshakes: state.admission.handshakes(),
+        max_connections: state.admission.max_connections(),
+        draining,
+        ready: !draining && !state.admission.is_full() && health.ready(),
+        store_up: health.store.status == Condition::Ok,
+        bus_up: health.bus.status == Condition::Ok,
+    };
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        state.metrics.render(state.hub.connections()),
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.render(now),
     )
 }
 

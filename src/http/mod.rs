@@ -19,20 +19,33 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
-/// Every route of a node.
+/// Every route of a node's public listener (`/metrics` too, unless `server.metrics_bind`
+/// gives it a listener of its own).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut routes = Router::new()
         .route("/ws", get(upgrade::ws_handler))
         .merge(groups::router())
         .merge(social::router())
         .merge(health::router())
-        .merge(dev::router())
+        .merge(dev::router());
+    if state.settings.server.metrics_bind.is_none() {
+        routes = routes.merge(health::metrics_router());
+    }
+    routes
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn(log_request))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             bound_header_lines,
         ))
+        .with_state(state)
+}
+
+/// The routes of the private listener (`server.metrics_bind`): `/metrics`, `/health/live`,
+/// `/health/ready`; anything else is 404.
+pub fn private_router(state: AppState) -> Router {
+    health::private_router()
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
 

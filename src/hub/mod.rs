@@ -310,6 +310,7 @@ impl Inbound for Hub {
             tracing::warn!(?topic, "dropped an envelope whose frame is not UTF-8");
             return;
         };
+        self.metrics.delivered(frame.as_str());
         let state = self.state.read();
         let sent = match &topic {
             Topic::User(user) => self.push_to(&state, *user, skip, &frame, false),
@@ -331,6 +332,7 @@ impl Inbound for Hub {
 
     fn resync(&self) {
         self.resyncs.fetch_add(1, Ordering::AcqRel);
+        self.metrics.resyncs.inc();
         let mut state = self.state.write();
         for local in state.users.values_mut() {
             // Announcements of other nodes may have been lost with the link.

@@ -55,6 +55,7 @@ impl Hub {
                 if conn.id % SWEEP_SLICES != slice {
                     continue;
                 }
+                self.metrics.queued(conn.outbox.len());
                 if conn.outbox.write_stuck_for() > stuck_after {
                     conn.outbox.abort();
                 } else if conn.outbox.silent_for() > idle_after {

@@ -100,6 +100,13 @@ impl Settings {
         if self.bus.url == BusUrl::Memory && self.bus.sharded {
             return Err("bus.sharded needs a redis:// bus.url".into());
         }
+        if self
+            .server
+            .metrics_bind
+            .is_some_and(|m| m == self.server.bind && m.port() != 0)
+        {
+            return Err("server.metrics_bind must differ from server.bind".into());
+        }
         if self.server.max_frame_bytes < 1024 {
             return Err("server.max_frame_bytes must be at least 1024".into());
         }

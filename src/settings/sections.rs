@@ -13,6 +13,10 @@ use super::{BusUrl, IpNet, JwksSource, Secret, StoreUrl};
 pub struct ServerSettings {
     /// Address to listen on. Default `127.0.0.1:8080`.
     pub bind: SocketAddr,
+    /// A second, private listener for `/metrics` and `/health/*` (Prometheus and the
+    /// kubelet), outside the public listener's admission limits; when set, `/metrics` is
+    /// not served on `bind`. Default none: everything on `bind`.
+    pub metrics_bind: Option<SocketAddr>,
     /// Largest WebSocket frame or message a client may send, in bytes; larger closes the
     /// connection with 1009. Default 65536.
     pub max_frame_bytes: usize,
@@ -93,6 +97,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_bind: None,
             max_frame_bytes: 64 * 1024,
             outbound_queue: 1024,
             read_buffer_bytes: 512,

@@ -318,6 +318,7 @@ async fn collect<S: Batches + ?Sized>(
         let started = Instant::now();
         pace.started(started, messages.len());
         let result = store.insert_messages(&messages, &flushing).await;
+        crate::metrics::store_batch_done(messages.len(), started.elapsed());
         tracing::debug!(
             batch = messages.len(),
             elapsed_us = started.elapsed().as_micros() as u64,

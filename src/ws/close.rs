@@ -68,6 +68,21 @@ impl CloseReason {
         }
     }
 
+    /// A short name of the reason, for `chat_closes_total{reason}`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::TooSlow => "too_slow",
+            CloseReason::Replaced => "replaced",
+            CloseReason::Draining => "draining",
+            CloseReason::Idle => "idle",
+            CloseReason::TooBig => "too_big",
+            CloseReason::BadData => "bad_data",
+            CloseReason::Protocol(_) => "protocol",
+            CloseReason::Policy(_) => "policy",
+            CloseReason::Ended => "ended",
+        }
+    }
+
     /// Whether the client is told why in a 1001 frame before the close frame: not for an
     /// idle timeout nor for a client that closed or went away.
     fn explained(self) -> bool {
@@ -86,6 +101,16 @@ pub(super) async fn close_with(socket: &TcpStream, reason: CloseReason) {
         reason.reason(),
     )));
     let _ = tokio::time::timeout(CLOSE_WRITE, write_all(socket, &frames, 0)).await;
+}
+
+impl crate::metrics::CloseLabel for CloseReason {
+    fn close_code(&self) -> u16 {
+        CloseReason::close_code(*self)
+    }
+
+    fn label(&self) -> &'static str {
+        CloseReason::label(*self)
+    }
 }
 
 #[cfg(test)]

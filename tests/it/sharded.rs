@@ -33,14 +33,22 @@ async fn a_slot_moved_to_another_shard_is_subscribed_there_and_clients_resync() 
     bob.expect(1002).await;
     alice.expect(1002).await;
     let mut n = 0;
-    let live = eventually(Duration::from_secs(15), "a live push after the move", async || {
-        n += 1;
-        alice
-            .send(json!({"type": 1, "recipient_id": 2, "content": format!("after-{n}")}))
-            .await;
-        let ack = alice.recv().await;
-        if ack["code"] == 2100 { Ok(ack) } else { Err(ack) }
-    })
+    let live = eventually(
+        Duration::from_secs(15),
+        "a live push after the move",
+        async || {
+            n += 1;
+            alice
+                .send(json!({"type": 1, "recipient_id": 2, "content": format!("after-{n}")}))
+                .await;
+            let ack = alice.recv().await;
+            if ack["code"] == 2100 {
+                Ok(ack)
+            } else {
+                Err(ack)
+            }
+        },
+    )
     .await;
     // Anything acknowledged 2101 meanwhile is in the sync; the 2100 one arrives live.
     loop {

@@ -360,7 +360,12 @@ async fn mysql_hangs() {
 async fn sharded_slot_migrations_and_node_crashes() {
     let redis = tokio::task::block_in_place(|| RedisCluster::start(3));
     let faults = [Fault::MigrateSlot, Fault::MigrateSlot, Fault::KillNode];
-    run_on("sharded_slot_migrations_and_node_crashes", &faults, Some(redis)).await;
+    run_on(
+        "sharded_slot_migrations_and_node_crashes",
+        &faults,
+        Some(redis),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,7 +105,10 @@ pub async fn run(
                 let ms = length.as_millis().to_string();
                 let c = cluster.clone();
                 blocking(move || {
-                    let answer = c.blocking_lock().redis.cli(&["CLIENT", "PAUSE", &ms, "ALL"]);
+                    let answer = c
+                        .blocking_lock()
+                        .redis
+                        .cli(&["CLIENT", "PAUSE", &ms, "ALL"]);
                     assert_eq!(answer, "OK", "CLIENT PAUSE");
                 })
                 .await;

@@ -120,6 +120,8 @@ pub fn many_frames(settings: &mut Settings) {
 /// A running gateway.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The private listener's address, when `server.metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub backend: Backend,
     pub settings: Settings,
     auth: Authenticator,
@@ -148,6 +150,7 @@ impl TestApp {
             .await
             .expect("building the gateway");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             app.run_until(async {
@@ -164,6 +167,7 @@ impl TestApp {
             .unwrap_or_default();
         TestApp {
             addr,
+            metrics_addr,
             backend,
             auth: Authenticator::new(&secret).with_claims(
                 settings.auth.issuer.as_deref(),
@@ -235,9 +239,10 @@ impl TestApp {
             .await
     }
 
-    /// The Prometheus text of `GET /metrics`.
+    /// The Prometheus text of `GET /metrics` (on the private listener when there is one).
     pub async fn metrics(&self) -> String {
-        let res = self.http.get(self.url("/metrics")).send().await;
+        let addr = self.metrics_addr.unwrap_or(self.addr);
+        let res = self.http.get(format!("http://{addr}/metrics")).send().await;
         res.expect("GET /metrics")
             .text()
             .await

@@ -397,18 +397,32 @@ impl RedisCluster {
             let answer = node.cli(args);
             assert_eq!(answer, "OK", "{args:?}: {answer}");
         };
-        ok(&self.nodes[to], &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &ids[from]]);
-        ok(&self.nodes[from], &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &ids[to]]);
-        ok(&self.nodes[to], &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[to]]);
-        ok(&self.nodes[from], &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[to]]);
+        ok(
+            &self.nodes[to],
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &ids[from]],
+        );
+        ok(
+            &self.nodes[from],
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &ids[to]],
+        );
+        ok(
+            &self.nodes[to],
+            &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[to]],
+        );
+        ok(
+            &self.nodes[from],
+            &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[to]],
+        );
         for (i, node) in self.nodes.iter().enumerate() {
             if i != from && i != to {
                 ok(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[to]]);
             }
         }
-        eventually_blocking(Duration::from_secs(10), "every master agrees on the slot", || {
-            self.owner(slot.parse().unwrap_or_default()) == to
-        });
+        eventually_blocking(
+            Duration::from_secs(10),
+            "every master agrees on the slot",
+            || self.owner(slot.parse().unwrap_or_default()) == to,
+        );
     }
 
     /// A URL naming every node: `redis://127.0.0.1:p1?node=127.0.0.1:p2&node=…`.
