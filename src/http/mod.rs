@@ -2,6 +2,7 @@
 //! presence, dev tokens, health and metrics). Each resource module exposes `router()`.
 
 pub mod auth;
+mod conversations;
 mod dev;
 mod error;
 mod groups;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
     let mut routes = Router::new()
         .route("/ws", get(upgrade::ws_handler))
         .merge(groups::router())
+        .merge(conversations::router())
         .merge(social::router())
         .merge(health::router())
         .merge(dev::router());

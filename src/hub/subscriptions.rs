@@ -8,7 +8,9 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
-use super::{Hub, State};
+use axum::extract::ws::Utf8Bytes;
+
+use super::{Hub, LocalUser, State};
 use crate::bus::Topic;
 use crate::bus::envelope::Control;
 use crate::ids::{GroupId, UserId};
@@ -79,6 +81,7 @@ impl Hub {
                 if let Some(local) = users.get_mut(&user)
                     && local.groups.insert(group.clone())
                 {
+                    self.tell(local, "joined", &group);
                     self.join_locked(groups, group, user);
                 }
             }
@@ -86,6 +89,7 @@ impl Hub {
                 if let Some(local) = users.get_mut(&user)
                     && local.groups.remove(&group)
                 {
+                    self.tell(local, "left", &group);
                     self.leave_locked(groups, group, user);
                 }
             }
@@ -94,12 +98,21 @@ impl Hub {
                     for user in members {
                         if let Some(local) = users.get_mut(&user) {
                             local.groups.remove(&group);
+                            self.tell(local, "deleted", &group);
                         }
                     }
                     self.bus.unsubscribe(Topic::Group(group));
                 }
             }
             Control::DeviceJoined { .. } | Control::Present { .. } => {}
+        }
+    }
+
+    /// Pushes a 2800 (the conversation list changed) to every local device of a user.
+    fn tell(&self, local: &LocalUser, change: &str, group: &str) {
+        let frame = Utf8Bytes::from(crate::protocol::server::conversation_update(change, group));
+        for conn in &local.conns {
+            self.send(conn, &frame, false);
         }
     }
 

@@ -32,6 +32,10 @@ pub const READ_BY_PEER: u16 = 2301;
 /// now starts.
 pub const DELIVERY_CONFIRMED: u16 = 2500;
 
+/// The user's conversation list changed in a way no message frame shows: a group membership
+/// was added or removed, or a group deleted (`change`, `group_id`).
+pub const CONVERSATION_UPDATE: u16 = 2800;
+
 /// A fresh token (type 8) was accepted: the connection now lasts until `expires_at`.
 pub const TOKEN_REFRESHED: u16 = 2400;
 

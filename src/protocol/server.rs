@@ -49,6 +49,8 @@ struct Frame<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     last_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     position: Option<&'a str>,
@@ -178,6 +180,19 @@ pub fn unread_page_end(count: u32, more: bool, last: Option<Uuid>) -> String {
         count: Some(count),
         next_cursor: Some(next),
         last_id: Some(&last),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2800: the user's conversation list changed: `change` is `joined`, `left` or `deleted`
+/// for group `group`.
+pub fn conversation_update(change: &str, group: &str) -> String {
+    Frame {
+        code: codes::CONVERSATION_UPDATE,
+        content: "conversation update",
+        change: Some(change),
+        group_id: Some(group),
         ..Frame::default()
     }
     .encode()

@@ -101,6 +101,47 @@ pub struct Page {
     pub more: bool,
 }
 
+/// One entry of a user's conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conversation {
+    /// `private` or `group`.
+    pub kind: &'static str,
+    /// The other user of a private conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<UserId>,
+    /// The group, with its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<GroupId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its newest message (none for a group without messages yet).
+    pub last_message: Option<LastMessage>,
+    /// Messages from others the user has not read (counted up to `UNREAD_CAP`).
+    pub unread: u32,
+    /// The newest message of the conversation the user has read (`null`: none).
+    pub read_upto: Option<Uuid>,
+    /// Private only: the newest of the user's messages the peer has read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_read_upto: Option<Option<Uuid>>,
+    /// Where the list is ordered and paged: the newest message's id, or for a group without
+    /// messages the moment the user joined.
+    #[serde(skip)]
+    pub activity: Uuid,
+}
+
+/// A conversation's newest message, as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastMessage {
+    pub id: Uuid,
+    pub sender_id: UserId,
+    /// The first 100 characters of its content.
+    pub preview: String,
+    pub ts: i64,
+}
+
+/// Unread counts stop at this many (a client shows "999+").
+pub const UNREAD_CAP: u32 = 999;
+
 /// What a read receipt (type 5) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOutcome {
@@ -207,6 +248,14 @@ pub trait Store: Send + Sync + 'static {
     async fn members(&self, group: &str) -> Result<Vec<UserId>, StoreError>;
     /// Groups `user` belongs to.
     async fn user_groups(&self, user: UserId) -> Result<Vec<Group>, StoreError>;
+    /// `user`'s conversations (private and groups), most recent activity first, those whose
+    /// activity is strictly before `before`; at most `limit`, and whether more remain.
+    async fn conversations(
+        &self,
+        user: UserId,
+        before: Uuid,
+        limit: u32,
+    ) -> Result<(Vec<Conversation>, bool), StoreError>;
     /// Ids of the groups `user` belongs to (cheaper than `user_groups`, used on connect).
     async fn user_group_ids(&self, user: UserId) -> Result<Vec<GroupId>, StoreError>;
     /// Every (user, group) membership of `users`, in no order (reconciling a node's

@@ -161,6 +161,10 @@ async fn removed_member_stops_receiving_on_another_node() {
     let ack = owner.group(&group, "after").await;
     assert_eq!(ack["code"], 2100, "{ack}");
     assert_eq!(stays.expect(2000).await["id"], ack["id"]);
+    // Told that the conversation list changed (2800), across nodes; nothing else.
+    let update = removed.expect(2800).await;
+    assert_eq!(update["change"], "left", "{update}");
+    assert_eq!(update["group_id"], group.as_str(), "{update}");
     removed.expect_nothing_pending().await;
     removed
         .send(json!({"type": 4, "group_id": group, "content": "still here?"}))

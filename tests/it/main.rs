@@ -10,6 +10,7 @@ mod bus_contract;
 mod bus_outage;
 mod catchup;
 mod closing;
+mod conversations;
 mod cluster;
 mod drain;
 mod duplicates;

@@ -137,14 +137,19 @@ where
         Ok(found)
     }
 
-    /// Round trip 2 (more only for very large batches): insert, commit. Rows inserted.
-    /// `committing` turns true just before the request carrying COMMIT is sent.
+    /// Round trip 2 (more only for very large batches): insert, count what was inserted,
+    /// update the conversation list from it, commit. Rows inserted. `committing` turns true
+    /// just before the request carrying COMMIT is sent.
     async fn insert_and_commit(
         conn: &mut D::Connection,
         accepted: &[&Message],
         committing: &mut bool,
     ) -> Result<u64, sqlx::Error> {
-        let mut inserted = 0;
+        if accepted.is_empty() {
+            *committing = true;
+            sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+            return Ok(0);
+        }
         let mut sql = String::new();
         let mut rows_in_statement = 0;
         for m in accepted {
@@ -168,32 +173,36 @@ where
                     rows_in_statement = 0;
                 }
                 let request = std::mem::take(&mut sql);
-                inserted += Self::run(conn, request).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(request))
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
         if rows_in_statement > 0 {
             sql.push(';');
         }
+        // Inserted rows are the accepted ids now present (an ignored row is a repeated
+        // client_msg_id, whose new id is not). The conversation list is updated from those
+        // rows only, so a repeat never counts twice.
+        let ids = id_list(accepted);
+        let _ = write!(sql, "SELECT COUNT(*) FROM messages WHERE id IN ({ids});");
+        push_activity::<D>(&mut sql, accepted, &ids);
         if D::COMMIT_WITH_INSERT {
             sql.push_str("COMMIT;");
             *committing = true;
         }
-        if !sql.is_empty() {
-            inserted += Self::run(conn, sql).await?;
-        }
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await?;
+        let inserted: i64 = match rows.first() {
+            Some(row) => row.try_get(0)?,
+            None => 0,
+        };
         if !D::COMMIT_WITH_INSERT {
             *committing = true;
             sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
         }
-        Ok(inserted)
-    }
-
-    /// Runs one multi-statement request; the rows it changed.
-    async fn run(conn: &mut D::Connection, sql: String) -> Result<u64, sqlx::Error> {
-        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await?;
-        Ok(D::rows_affected(&result))
+        Ok(inserted.max(0) as u64)
     }
 
     /// Round trip 3 (rare): turns the outcomes of repeated client_msg_ids into `Duplicate`
@@ -269,6 +278,45 @@ fn decide<'m>(batch: &'m [Message], found: &Refusals) -> (Vec<InsertOutcome>, Ve
         outcomes.push(outcome);
     }
     (outcomes, accepted)
+}
+
+/// The ids of `messages` as a list of literals.
+fn id_list(messages: &[&Message]) -> String {
+    let mut ids = String::with_capacity(messages.len() * 36);
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            ids.push(',');
+        }
+        push_id(&mut ids, &m.id);
+    }
+    ids
+}
+
+/// The conversation list's upserts for the inserted rows among `ids`: both users' rows of
+/// each private conversation, and each group's newest message.
+fn push_activity<D: Dialect>(sql: &mut String, accepted: &[&Message], ids: &str) {
+    let private = accepted.iter().any(|m| matches!(m.target, Target::User(_)));
+    let group = accepted.iter().any(|m| matches!(m.target, Target::Group(_)));
+    let preview = D::PREVIEW;
+    let newest_wins = D::NEWEST_WINS;
+    if private {
+        for (user, peer) in [("recipient_id", "sender_id"), ("sender_id", "recipient_id")] {
+            let _ = write!(
+                sql,
+                "INSERT INTO conversations (user_id, peer_id, last_id, last_sender, last_preview, last_ts) \
+                 SELECT {user}, {peer}, id, sender_id, {preview}, ts FROM messages \
+                 WHERE id IN ({ids}) AND recipient_id IS NOT NULL ORDER BY id{newest_wins};"
+            );
+        }
+    }
+    if group {
+        let _ = write!(
+            sql,
+            "INSERT INTO group_activity (group_id, last_id, last_sender, last_preview, last_ts) \
+             SELECT group_id, id, sender_id, {preview}, ts FROM messages \
+             WHERE id IN ({ids}) AND group_id IS NOT NULL ORDER BY id{newest_wins};"
+        );
+    }
 }
 
 /// One message as a row of the INSERT.

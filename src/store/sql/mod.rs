@@ -3,6 +3,7 @@
 //! and the text literal. The queries live in files named after what they touch.
 
 mod batch;
+mod conversations;
 mod devices;
 mod dialect;
 mod groups;
@@ -27,7 +28,7 @@ use crate::ids::{GroupId, UserId};
 use crate::message::Message;
 use crate::protocol::Cursor;
 use crate::settings::StorageSettings;
-use crate::store::{Group, InsertOutcome, NewGroup, Page, ReadOutcome, Role, Store, StoreError};
+use crate::store::{Conversation, Group, InsertOutcome, NewGroup, Page, ReadOutcome, Role, Store, StoreError};
 use rows::retrying;
 
 /// The store on MySQL or MariaDB; migrations in migrations/mysql.
@@ -120,6 +121,15 @@ where
         limit: u32,
     ) -> Result<Page, StoreError> {
         SqlStore::unread(self, user, after, limit).await
+    }
+
+    async fn conversations(
+        &self,
+        user: UserId,
+        before: Uuid,
+        limit: u32,
+    ) -> Result<(Vec<Conversation>, bool), StoreError> {
+        SqlStore::conversations(self, user, before, limit).await
     }
 
     async fn memberships(&self, users: &[UserId]) -> Result<Vec<(UserId, GroupId)>, StoreError> {

@@ -22,6 +22,13 @@ impl Dialect for MySql {
         "INSERT IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
     const INSERT_BLOCK: &'static str =
         "INSERT IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
+    const PREVIEW: &'static str = "LEFT(content, 100)";
+    /// Assignments run left to right on the updated row: `last_id` goes last.
+    const NEWEST_WINS: &'static str = " ON DUPLICATE KEY UPDATE \
+        last_sender = IF(VALUES(last_id) > last_id, VALUES(last_sender), last_sender), \
+        last_preview = IF(VALUES(last_id) > last_id, VALUES(last_preview), last_preview), \
+        last_ts = IF(VALUES(last_id) > last_id, VALUES(last_ts), last_ts), \
+        last_id = GREATEST(last_id, VALUES(last_id))";
 
     /// Hexadecimal with a character set introducer, so it compares and stores as text (with
     /// the column's collation) whatever bytes it holds.

@@ -45,6 +45,14 @@ impl Dialect for Sqlite {
         "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
     const INSERT_BLOCK: &'static str =
         "INSERT OR IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
+    const PREVIEW: &'static str = "substr(content, 1, 100)";
+    /// Every assignment reads the row as it was; the SELECT has a WHERE, so the parser does
+    /// not take `ON CONFLICT` for a join's `ON`.
+    const NEWEST_WINS: &'static str = " ON CONFLICT DO UPDATE SET \
+        last_sender = CASE WHEN excluded.last_id > last_id THEN excluded.last_sender ELSE last_sender END, \
+        last_preview = CASE WHEN excluded.last_id > last_id THEN excluded.last_preview ELSE last_preview END, \
+        last_ts = CASE WHEN excluded.last_id > last_id THEN excluded.last_ts ELSE last_ts END, \
+        last_id = MAX(last_id, excluded.last_id)";
 
     /// A hexadecimal blob cast to text, whatever bytes it holds.
     fn text_literal(sql: &mut String, s: &str) {
