@@ -5,13 +5,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::thresholds::Thresholds;
+
 /// `chat-load`: drives a chat-gateway (one node, several nodes, or a load balancer) with
 /// real WebSocket clients and reports latency, throughput, errors, losses and server cost.
 #[derive(Parser, Debug)]
-#[command(name = "chat-load", version, max_term_width = 100)]
+#[command(
+    name = "chat-load",
+    version,
+    max_term_width = 100,
+    // A flag given again (on the command line after a scenario file's) overrides it.
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub thresholds: Thresholds,
     #[command(subcommand)]
     pub scenario: Scenario,
 }
@@ -89,13 +99,22 @@ pub struct Common {
     /// A mariadbd/mysqld process to include in the CPU split; repeatable.
     #[arg(long, global = true)]
     pub mysql_pid: Vec<u32>,
-    /// Write the report as JSON to this file as well.
+    /// Write the report as JSON to this file as well (with its HDR histograms, for
+    /// `chat-load merge`).
     #[arg(long, global = true)]
     pub json: Option<PathBuf>,
-    /// Highest tolerated error rate (errors / operations, a fraction): above it the exit
-    /// status is 1. Lost messages always fail the run.
-    #[arg(long, global = true, default_value_t = 0.0)]
-    pub max_errors: f64,
+    /// Write the time series as JSON lines to this file while the run goes, one line per
+    /// second.
+    #[arg(long, global = true)]
+    pub series: Option<PathBuf>,
+    /// A send more than this overdue (the tool fell behind its schedule) is skipped and
+    /// counted, never sent in a catch-up burst.
+    #[arg(long, global = true, default_value = "100ms", value_parser = duration)]
+    pub max_send_lag: Duration,
+    /// Run this many worker processes, each with its share of the scenario (users, rate,
+    /// groups) and its own user ids, and report them merged as one run.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub workers: u32,
     /// No live progress line on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -130,6 +149,13 @@ pub enum Scenario {
     /// K clients dropped at once, reconnecting with jittered backoff: time until all are
     /// back and resynced, and whether what was sent meanwhile reached them.
     Storm(StormArgs),
+    /// Runs the scenario a TOML file describes (its options and thresholds too); flags
+    /// given on the command line override the file's.
+    Run(RunArgs),
+    /// Merges JSON reports (of workers, or of chat-load processes on several machines run
+    /// at the same time) into one: counts added, HDR histograms merged, the window from the
+    /// first send to the last delivery of any; judged by the thresholds given here.
+    Merge(MergeArgs),
 }
 
 impl Scenario {
@@ -141,8 +167,28 @@ impl Scenario {
             Scenario::Group(_) => "group",
             Scenario::Mixed(_) => "mixed",
             Scenario::Storm(_) => "storm",
+            Scenario::Run(_) => "run",
+            Scenario::Merge(_) => "merge",
         }
     }
+}
+
+/// `run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The scenario file (docs/load-testing.md, "Scenario files").
+    pub file: PathBuf,
+    /// Flags overriding the file's (the scenario's own among them: `--duration 1m`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub flags: Vec<std::ffi::OsString>,
+}
+
+/// `merge`.
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// JSON reports written with `--json`.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
 }
 
 /// `connect`.
@@ -261,7 +307,8 @@ pub struct StormArgs {
     pub drop_at: Option<u64>,
 }
 
-fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+/// A humantime duration (`500ms`, `10s`, `2m`).
+pub fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }
 
