@@ -173,7 +173,8 @@ impl Messages {
         self.behind.clear();
         if self.skipped_behind > 0 {
             self.behind.push(format!(
-                "the tool fell behind its schedule: {} sends more than --max-send-lag overdue                  were skipped",
+                "the tool fell behind its schedule: {} sends more than --max-send-lag overdue \
+                 were skipped",
                 self.skipped_behind
             ));
         }
@@ -190,7 +191,8 @@ impl Messages {
             && self.window_s > 0.0
         {
             self.behind.push(format!(
-                "delivered {:.1}/s over the {:.2} s window against {:.1}/s offered; the last                  delivery came {:.2} s after the last send",
+                "delivered {:.1}/s over the {:.2} s window against {:.1}/s offered; the last \
+                 delivery came {:.2} s after the last send",
                 self.delivery_rate, self.window_s, self.offered_delivery_rate, self.drain_s
             ));
         }

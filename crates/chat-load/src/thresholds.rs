@@ -93,7 +93,7 @@ impl Thresholds {
                 let skipped = m.skipped_inflight + m.skipped_behind;
                 if skipped > 0 && !self.allow_skips {
                     reasons.push(format!(
-                        "{skipped} sends skipped ({} senders at the --inflight cap, {} more than \
+                        "{skipped} sends skipped ({} by senders at the --inflight cap, {} more than \
                          --max-send-lag overdue): the offered rate was not offered; \
                          --allow-skips accepts that",
                         m.skipped_inflight, m.skipped_behind
