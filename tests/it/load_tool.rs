@@ -354,6 +354,33 @@ async fn a_scenario_files_thresholds_fail_the_run_and_are_named() {
     );
 }
 
+/// A profile of stages replaces `--rate` and `--duration`: 20/s for a second, a second's
+/// pause, 40/s for a second; the offered rate is their average.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_set_the_offered_rate_over_time() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let load = Load::start(
+        &app.ws_url(),
+        Some(SECRET),
+        &[
+            &["--stage", "1s:20", "--stage", "1s:0", "--stage", "1s:40"][..],
+            &["--drain", "5s", "--max-send-lag", "2s"],
+            &TINY_PRIVATE,
+        ]
+        .concat(),
+    );
+    let run = load.finish().await;
+    assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let (m, report) = (run.messages(), &run.report);
+    // Each stage's events are those due before its end: 20 + 0 + 40.
+    assert_eq!(m["scheduled"], 60, "{report:#}");
+    assert_eq!(m["sent"], 60, "{report:#}");
+    assert_eq!(m["target_rate"], 20.0, "{report:#}");
+    assert!(m["send_s"].as_f64().unwrap() >= 3.0, "{report:#}");
+    assert_eq!(report["params"]["stages"][2]["rate"], 40.0, "{report:#}");
+    assert_eq!(m["lost"], 0, "{report:#}");
+}
+
 /// `--workers 2`: two processes, each with half the pairs and half the rate and users of
 /// its own, reported as one run whose counts and histograms add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

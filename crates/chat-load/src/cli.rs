@@ -111,6 +111,11 @@ pub struct Common {
     /// counted, never sent in a catch-up burst.
     #[arg(long, global = true, default_value = "100ms", value_parser = duration)]
     pub max_send_lag: Duration,
+    /// A stage of the sending phase, `DURATION:RATE` (`30s:1000`); repeat for a profile
+    /// (`--stage 30s:1000 --stage 1m:5000 --stage 30s:0`). Stages replace the scenario's
+    /// `--rate` and `--duration` (private, group, mixed).
+    #[arg(long = "stage", global = true, value_parser = stage)]
+    pub stages: Vec<Stage>,
     /// Run this many worker processes, each with its share of the scenario (users, rate,
     /// groups) and its own user ids, and report them merged as one run.
     #[arg(long, global = true, default_value_t = 1)]
@@ -307,6 +312,28 @@ pub struct StormArgs {
     pub drop_at: Option<u64>,
 }
 
+/// A stage of the sending phase: this rate for this long.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Stage {
+    /// How long, seconds in the report.
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    /// Messages per second, over all senders.
+    pub rate: f64,
+}
+
+fn stage(s: &str) -> Result<Stage, String> {
+    let (d, r) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not DURATION:RATE (such as 30s:1000)"))?;
+    let duration = humantime::parse_duration(d).map_err(|e| format!("`{d}`: {e}"))?;
+    let rate: f64 = r.parse().map_err(|_| format!("`{r}` is not a rate"))?;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(format!("`{r}` is not a rate of 0 or more"));
+    }
+    Ok(Stage { duration, rate })
+}
+
 /// A humantime duration (`500ms`, `10s`, `2m`).
 pub fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
@@ -319,5 +346,20 @@ mod secs {
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_parse() {
+        let s = stage("1m30s:2500.5").unwrap();
+        assert_eq!((s.duration, s.rate), (Duration::from_secs(90), 2500.5));
+        assert_eq!(stage("10s:0").unwrap().rate, 0.0);
+        for bad in ["10s", "10s:fast", "ten:5", "10s:-1", "10s:inf"] {
+            assert!(stage(bad).is_err(), "{bad}");
+        }
     }
 }

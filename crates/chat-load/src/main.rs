@@ -143,7 +143,12 @@ fn output(report: &Report, common: &cli::Common) -> Result<(), String> {
 /// One process's run (a worker's share of one, when `CHAT_LOAD_WORKER` says so).
 fn run_here(mut cli: Cli) -> Result<Report, String> {
     if let Some((i, n)) = workers::this_worker()? {
-        cli.scenario = workers::share(&cli.scenario, i, n)?;
+        let share = workers::share(&cli.scenario, i, n)?;
+        let fraction = workers::fraction(&cli.scenario, &share);
+        for stage in &mut cli.common.stages {
+            stage.rate *= fraction;
+        }
+        cli.scenario = share;
     }
     // Connections live on IO threads, each a current-thread runtime (shards.rs); the run
     // itself (scenario, pacer, progress) on this thread's own.
@@ -223,9 +228,18 @@ async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String
     let sampler = Sampler::start(ctx.clone())?;
     let outcome = scenario::run(&ctx, &cli.scenario, &fd).await;
     let series = sampler.stop().await;
+    let mut params = scenario::params(&cli.scenario);
+    if !ctx.opts.stages.is_empty()
+        && let Some(params) = params.as_object_mut()
+    {
+        params.insert(
+            "stages".into(),
+            serde_json::to_value(&ctx.opts.stages).unwrap_or_default(),
+        );
+    }
     let report = Report::build(
         &ctx,
-        (cli.scenario.name(), scenario::params(&cli.scenario)),
+        (cli.scenario.name(), params),
         fd,
         (started.elapsed().as_secs_f64(), series),
         outcome?,

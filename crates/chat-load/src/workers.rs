@@ -88,6 +88,20 @@ pub fn share(scenario: &Scenario, i: u32, n: u32) -> Result<Scenario, String> {
     })
 }
 
+/// The fraction of the whole that a share of it is (by pairs, groups, users or clients):
+/// what a worker scales the `--stage` rates by.
+pub fn fraction(whole: &Scenario, share: &Scenario) -> f64 {
+    let ratio = |a: u32, b: u32| f64::from(a) / f64::from(b.max(1));
+    match (whole, share) {
+        (Scenario::Private(w), Scenario::Private(s)) => ratio(s.pairs, w.pairs),
+        (Scenario::Group(w), Scenario::Group(s)) => ratio(s.groups, w.groups),
+        (Scenario::Mixed(w), Scenario::Mixed(s)) => ratio(s.users, w.users),
+        (Scenario::Connect(w), Scenario::Connect(s)) => ratio(s.connections, w.connections),
+        (Scenario::Storm(w), Scenario::Storm(s)) => ratio(s.clients, w.clients),
+        _ => 1.0,
+    }
+}
+
 fn scenario_pairs(s: &Scenario) -> u32 {
     match s {
         Scenario::Private(a) => a.pairs,
@@ -218,6 +232,8 @@ mod tests {
         }
         assert_eq!(pairs, 10);
         assert!((rate - 1000.0).abs() < 1e-6, "{rate}");
+        let first = share(&private, 0, 3).unwrap();
+        assert!((fraction(&private, &first) - 0.4).abs() < 1e-9);
         let group = scenario(&["group", "--groups", "1"]);
         let err = share(&group, 0, 2).unwrap_err();
         assert!(err.contains("--workers 2 needs at least 2 groups"), "{err}");

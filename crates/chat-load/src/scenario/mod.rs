@@ -10,7 +10,7 @@ mod storm;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{PairSetup, Scenario};
+use crate::cli::{PairSetup, Scenario, Stage};
 use crate::context::Ctx;
 use crate::fdlimit::FdLimit;
 use crate::fleet::{Fleet, Opened};
@@ -233,9 +233,9 @@ async fn round_robin(
     (sending, audit, cpu)
 }
 
-/// Sends at `rate` for `duration`, each event on the stream `pick` names and stamped with
-/// its due time. Events more than `--max-send-lag` overdue are skipped (counted), never
-/// sent in a catch-up burst.
+/// Sends at `rate` for `duration` (or through the `--stage`s), each event on the stream
+/// `pick` names and stamped with its due time. Events more than `--max-send-lag` overdue
+/// are skipped (counted), never sent in a catch-up burst.
 async fn send_phase(
     fleet: &Fleet,
     rate: f64,
@@ -243,28 +243,46 @@ async fn send_phase(
     mut pick: impl FnMut() -> u32,
 ) -> Sending {
     let ctx = &fleet.ctx;
+    let plan = match ctx.opts.stages.as_slice() {
+        [] => vec![Stage { duration, rate }],
+        stages => stages.to_vec(),
+    };
     let started = Instant::now();
-    let end = tokio::time::Instant::now() + duration;
-    let mut pacer = Pacer::with_max_lag(rate, ctx.opts.max_send_lag);
-    loop {
-        let due = tokio::select! {
-            due = pacer.due() => due,
-            _ = tokio::time::sleep_until(end) => None,
-        };
-        let Some(due) = due else { break };
-        ctx.stats.skipped_behind.add(due.skipped);
-        for i in due.first..due.first + due.count {
-            let due_us = ctx.us_at(pacer.due_at(i).into_std());
-            crate::traffic::send(fleet, pick(), due_us);
+    let mut scheduled = 0;
+    for stage in &plan {
+        // The stage's events are those due before its end: 0 .. ⌈duration × rate⌉.
+        let events = (stage.duration.as_secs_f64() * stage.rate).ceil() as u64;
+        if events == 0 {
+            // A stage at rate 0 is a pause.
+            tokio::time::sleep(stage.duration).await;
+            continue;
         }
-        if tokio::time::Instant::now() >= end {
-            break;
+        let end = tokio::time::Instant::now() + stage.duration;
+        let mut pacer = Pacer::with_max_lag(stage.rate, ctx.opts.max_send_lag);
+        while pacer.scheduled() < events {
+            let Some(due) = pacer.due().await else { break };
+            let released = due.first.min(events)..(due.first + due.count).min(events);
+            let skipped = due.first.min(events) - (due.first - due.skipped).min(events);
+            ctx.stats.skipped_behind.add(skipped);
+            for i in released {
+                let due_us = ctx.us_at(pacer.due_at(i).into_std());
+                crate::traffic::send(fleet, pick(), due_us);
+            }
         }
+        scheduled += events;
+        // The stage lasts its whole duration, past its last event.
+        tokio::time::sleep_until(end).await;
     }
+    let planned: f64 = plan.iter().map(|s| s.duration.as_secs_f64()).sum();
+    let offered: f64 = plan.iter().map(|s| s.rate * s.duration.as_secs_f64()).sum();
     Sending {
-        rate,
+        rate: if planned > 0.0 {
+            offered / planned
+        } else {
+            0.0
+        },
         send_s: started.elapsed().as_secs_f64(),
-        scheduled: pacer.scheduled(),
+        scheduled,
     }
 }
 
