@@ -10,7 +10,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::app::SECRET;
-use crate::support::services::Redis;
+use crate::support::guarded::Guarded;
+use crate::support::services::{Redis, binary, free_port};
 use crate::support::{Backend, TestApp, eventually};
 
 /// Names the `chat-load` binary to run instead of the one built next to this test.
@@ -124,6 +125,18 @@ impl Load {
             stdout,
             stderr,
         }
+    }
+}
+
+impl Load {
+    /// Waits for a run that could not start (no report): its status and stderr.
+    async fn finish_unreported(self) -> (Option<i32>, String) {
+        let output = tokio::time::timeout(Duration::from_secs(60), self.child.wait_with_output())
+            .await
+            .expect("chat-load finished within 60 s")
+            .expect("chat-load ran");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
     }
 }
 
@@ -379,6 +392,90 @@ async fn stages_set_the_offered_rate_over_time() {
     assert!(m["send_s"].as_f64().unwrap() >= 3.0, "{report:#}");
     assert_eq!(report["params"]["stages"][2]["rate"], 40.0, "{report:#}");
     assert_eq!(m["lost"], 0, "{report:#}");
+}
+
+/// `wss://`: the gateway behind a TLS terminator (haproxy, with a self-signed certificate
+/// the tool is told to trust). A group run needs TLS for its REST setup as well as for its
+/// WebSockets, and everything arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_wss_through_tls_termination() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new(binary("openssl", "openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{made:?}");
+    let pem = dir.path().join("combined.pem");
+    let combined = [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()].concat();
+    std::fs::write(&pem, combined).unwrap();
+    let port = free_port();
+    let config = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "global\n    maxconn 200\ndefaults\n    mode tcp\n    timeout connect 5s\n    \
+             timeout client 60s\n    timeout server 60s\nfrontend tls\n    bind \
+             127.0.0.1:{port} ssl crt {}\n    default_backend gateway\nbackend gateway\n    \
+             server g 127.0.0.1:{}\n",
+            pem.display(),
+            app.addr.port()
+        ),
+    )
+    .unwrap();
+    let _haproxy = Guarded::spawn(
+        &binary("haproxy", "haproxy"),
+        &["-db".into(), "-f".into(), config.display().to_string()],
+        &dir.path().join("haproxy.log"),
+    );
+    eventually(Duration::from_secs(10), "haproxy listening", async || {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+
+    let url = format!("wss://localhost:{port}/ws");
+    let ca = cert.display().to_string();
+    let load = Load::start(
+        &url,
+        Some(SECRET),
+        &[
+            &["--ca-file", &ca, "--drain", "5s", "--max-send-lag", "2s"][..],
+            &["group", "--members", "5", "--senders", "2", "--rate", "20"],
+            &["--duration", "2s"],
+        ]
+        .concat(),
+    );
+    let run = load.finish().await;
+    assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let (m, report) = (run.messages(), &run.report);
+    assert_eq!(report["targets"][0], url.as_str());
+    assert_eq!(report["connections"]["established"], 5, "{report:#}");
+    assert!(count(&m["delivered_live"]) > 0, "{report:#}");
+    assert_eq!(m["delivered"], m["expected_deliveries"], "{report:#}");
+    assert_eq!(m["lost"], 0, "{report:#}");
+
+    // Without the certificate the tool trusts only the system's roots: no run.
+    let load = Load::start(&url, Some(SECRET), &["group", "--members", "2"]);
+    let run = load.finish_unreported().await;
+    assert_eq!(run.0, Some(2), "{}", run.1);
+    assert!(run.1.contains("certificate"), "{}", run.1);
 }
 
 /// `--workers 2`: two processes, each with half the pairs and half the rate and users of

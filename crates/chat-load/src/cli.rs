@@ -30,7 +30,8 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Common options (before or after the scenario)")]
 pub struct Common {
-    /// Gateway WebSocket URL; repeat (or comma-separate) for several nodes, used round-robin.
+    /// Gateway WebSocket URL (ws:// or wss://); repeat (or comma-separate) for several
+    /// nodes, used round-robin.
     #[arg(
         long = "url",
         short = 'u',
@@ -40,6 +41,10 @@ pub struct Common {
         default_value = "ws://127.0.0.1:8080/ws"
     )]
     pub urls: Vec<String>,
+    /// Certificates (PEM) to trust for wss:// besides the system's: a private CA's, or a
+    /// test gateway's self-signed one.
+    #[arg(long, global = true)]
+    pub ca_file: Option<PathBuf>,
     /// The gateway's auth.jwt_secret: tokens are minted locally with it. Without it, tokens
     /// are fetched from the gateway's dev-token endpoint (a node on loopback with no secret
     /// configured, as `chat-gateway` starts with no configuration).

@@ -30,6 +30,7 @@ mod stats;
 mod table;
 mod target;
 mod thresholds;
+mod tls;
 mod tokens;
 mod traffic;
 mod workers;
@@ -184,10 +185,15 @@ async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String
     if common.workers == 0 {
         return Err("--workers is 1 or more".into());
     }
+    // TLS only when a target needs it (reading the system's roots takes a moment).
+    let tls = match common.urls.iter().any(|u| u.trim().starts_with("wss://")) {
+        true => Some(tls::client_config(common.ca_file.as_deref())?),
+        false => None,
+    };
     let targets = common
         .urls
         .iter()
-        .map(|u| Target::parse(u.trim()))
+        .map(|u| Target::parse(u.trim(), tls.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     if targets.is_empty() {
         return Err("no --url given".into());
@@ -214,7 +220,7 @@ async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String
                     rest.authority
                 );
             }
-            Tokens::fetch(rest.addr, &rest.authority, common.user_base, wanted, common.token_ttl)
+            Tokens::fetch(rest, common.user_base, wanted, common.token_ttl)
                 .await
                 .map_err(|e| {
                     format!(

@@ -59,7 +59,7 @@ pub async fn run(ctx: &Arc<Ctx>, scenario: &Scenario, fd: &FdLimit) -> Result<Ou
 /// A REST client for the first target.
 fn rest(ctx: &Ctx) -> Http {
     let t = ctx.dialer.rest_target();
-    Http::new(t.addr, &t.authority)
+    Http::new(t.addr, &t.authority, t.tls.clone())
 }
 
 /// Most members a group may be created with (the gateway's `MAX_INITIAL_MEMBERS`); the
