@@ -508,6 +508,10 @@ async fn two_workers_report_as_one_run() {
     assert_eq!(report["connections"]["established"], 8, "{report:#}");
     assert_eq!(report["run_tag"].as_str().unwrap().split(',').count(), 2);
     assert_eq!(m["target_rate"], 40.0, "{report:#}");
+    assert_eq!(
+        report["params"]["pairs"], 4,
+        "the whole run's flags: {report:#}"
+    );
     assert_eq!(m["lost"], 0, "{report:#}");
     assert_eq!(m["delivered"], m["sent"], "{report:#}");
     assert_eq!(report["latency_ms"]["count"], m["delivered_live"]);

@@ -234,18 +234,12 @@ async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String
     let sampler = Sampler::start(ctx.clone())?;
     let outcome = scenario::run(&ctx, &cli.scenario, &fd).await;
     let series = sampler.stop().await;
-    let mut params = scenario::params(&cli.scenario);
-    if !ctx.opts.stages.is_empty()
-        && let Some(params) = params.as_object_mut()
-    {
-        params.insert(
-            "stages".into(),
-            serde_json::to_value(&ctx.opts.stages).unwrap_or_default(),
-        );
-    }
     let report = Report::build(
         &ctx,
-        (cli.scenario.name(), params),
+        (
+            cli.scenario.name(),
+            scenario::params(&cli.scenario, &ctx.opts.stages),
+        ),
         fd,
         (started.elapsed().as_secs_f64(), series),
         outcome?,

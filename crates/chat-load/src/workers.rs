@@ -198,7 +198,10 @@ pub async fn run(cli: &Cli, argv: &[OsString]) -> Result<Report, String> {
         .map(|path| merge::read(path))
         .collect::<Result<Vec<_>, _>>()?;
     let _ = std::fs::remove_dir_all(&dir);
-    merge::merge(parts, &cli.thresholds)
+    let mut report = merge::merge(parts, &cli.thresholds)?;
+    // The whole scenario's flags, not worker 0's share of them.
+    report.params = crate::scenario::params(&cli.scenario, &cli.common.stages);
+    Ok(report)
 }
 
 /// `FILE` for worker `i`: `FILE.i`.

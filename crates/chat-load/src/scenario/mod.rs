@@ -341,8 +341,8 @@ fn fit(wanted: u32, size: u64, room: u64, what: &str) -> (u32, bool) {
     (fits, true)
 }
 
-/// The scenario's flags, for the report.
-pub fn params(scenario: &Scenario) -> serde_json::Value {
+/// The scenario's flags (and the stages, if any), for the report.
+pub fn params(scenario: &Scenario, stages: &[Stage]) -> serde_json::Value {
     let value = match scenario {
         Scenario::Connect(a) => serde_json::to_value(a),
         Scenario::Private(a) => serde_json::to_value(a),
@@ -351,5 +351,12 @@ pub fn params(scenario: &Scenario) -> serde_json::Value {
         Scenario::Storm(a) => serde_json::to_value(a),
         Scenario::Run(_) | Scenario::Merge(_) => Ok(serde_json::Value::Null),
     };
-    value.unwrap_or_default()
+    let mut value = value.unwrap_or_default();
+    if !stages.is_empty()
+        && let Some(params) = value.as_object_mut()
+    {
+        let stages = serde_json::to_value(stages).unwrap_or_default();
+        params.insert("stages".into(), stages);
+    }
+    value
 }
