@@ -582,6 +582,71 @@ async fn a_paused_bus_shows_as_late_deliveries_and_skipped_sends() {
     assert!(run.stdout.contains("BEHIND"), "{}", run.stdout);
 }
 
+/// The bus paused from early in the sending phase until after its end: everything sent
+/// meanwhile is delivered once it resumes, after the last send. The old tool divided the
+/// deliveries by the sending phase and reported the offered rate; the real window (first
+/// send to last delivery) holds the wait, the drain shows it, the run says it fell behind,
+/// and `--max-drain` and `--min-rate` fail it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_paused_past_the_last_send_shows_in_the_window_and_the_drain() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.bus.url = url.parse().unwrap();
+        s.bus.command_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let load = Load::start(
+        &app.ws_url(),
+        Some(SECRET),
+        &[
+            &[
+                "--max-drain",
+                "200ms",
+                "--min-rate",
+                "27",
+                "--max-send-lag",
+                "2s",
+            ][..],
+            &["--drain", "30s", "--no-mark-read"],
+            &[
+                "private",
+                "--pairs",
+                "3",
+                "--rate",
+                "30",
+                "--duration",
+                "3s",
+            ],
+        ]
+        .concat(),
+    );
+    load.wait_sending().await;
+    let pid = redis_pid(&redis);
+    signal(&pid, "STOP");
+    // A whole second of the series with nothing sent: the sending phase is over.
+    load.wait_for("the sending phase over", |s| {
+        count(&s["sent"]) == 0 && s["t_s"].as_f64() > Some(2.0) && s["span_s"].as_f64() > Some(0.9)
+    })
+    .await;
+    signal(&pid, "CONT");
+    let run = load.finish().await;
+
+    run.assert_failed_on(&["--max-drain 200ms: ", "--min-rate 27: "]);
+    let (m, report) = (run.messages(), &run.report);
+    assert_eq!(m["lost"], 0, "{report:#}");
+    assert_eq!(m["sent"], m["scheduled"], "nothing skipped: {report:#}");
+    assert_eq!(m["delivered"], m["sent"], "{report:#}");
+    let f = |k: &str| m[k].as_f64().unwrap();
+    assert!(f("drain_s") > 0.5, "{report:#}");
+    assert!(f("window_s") > f("send_s") + 0.5, "{report:#}");
+    assert!(
+        f("delivery_rate") < 0.9 * f("offered_delivery_rate"),
+        "{report:#}"
+    );
+    assert_eq!(m["kept_up"], false, "{report:#}");
+}
+
 /// The bus killed under a run: publishing fails, so messages are stored and acknowledged
 /// 2101 (recipient offline) though their recipients are online, and with no bus to tell
 /// them to resync they never arrive. The run counts them lost and fails on `--max-lost`.
