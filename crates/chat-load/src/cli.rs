@@ -5,13 +5,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::thresholds::Thresholds;
+
 /// `chat-load`: drives a chat-gateway (one node, several nodes, or a load balancer) with
 /// real WebSocket clients and reports latency, throughput, errors, losses and server cost.
 #[derive(Parser, Debug)]
-#[command(name = "chat-load", version, max_term_width = 100)]
+#[command(
+    name = "chat-load",
+    version,
+    max_term_width = 100,
+    // A flag given again (on the command line after a scenario file's) overrides it.
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub thresholds: Thresholds,
     #[command(subcommand)]
     pub scenario: Scenario,
 }
@@ -20,7 +30,8 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Common options (before or after the scenario)")]
 pub struct Common {
-    /// Gateway WebSocket URL; repeat (or comma-separate) for several nodes, used round-robin.
+    /// Gateway WebSocket URL (ws:// or wss://); repeat (or comma-separate) for several
+    /// nodes, used round-robin.
     #[arg(
         long = "url",
         short = 'u',
@@ -30,6 +41,10 @@ pub struct Common {
         default_value = "ws://127.0.0.1:8080/ws"
     )]
     pub urls: Vec<String>,
+    /// Certificates (PEM) to trust for wss:// besides the system's: a private CA's, or a
+    /// test gateway's self-signed one.
+    #[arg(long, global = true)]
+    pub ca_file: Option<PathBuf>,
     /// The gateway's auth.jwt_secret: tokens are minted locally with it. Without it, tokens
     /// are fetched from the gateway's dev-token endpoint (a node on loopback with no secret
     /// configured, as `chat-gateway` starts with no configuration).
@@ -89,13 +104,27 @@ pub struct Common {
     /// A mariadbd/mysqld process to include in the CPU split; repeatable.
     #[arg(long, global = true)]
     pub mysql_pid: Vec<u32>,
-    /// Write the report as JSON to this file as well.
+    /// Write the report as JSON to this file as well (with its HDR histograms, for
+    /// `chat-load merge`).
     #[arg(long, global = true)]
     pub json: Option<PathBuf>,
-    /// Highest tolerated error rate (errors / operations, a fraction): above it the exit
-    /// status is 1. Lost messages always fail the run.
-    #[arg(long, global = true, default_value_t = 0.0)]
-    pub max_errors: f64,
+    /// Write the time series as JSON lines to this file while the run goes, one line per
+    /// second.
+    #[arg(long, global = true)]
+    pub series: Option<PathBuf>,
+    /// A send more than this overdue (the tool fell behind its schedule) is skipped and
+    /// counted, never sent in a catch-up burst.
+    #[arg(long, global = true, default_value = "100ms", value_parser = duration)]
+    pub max_send_lag: Duration,
+    /// A stage of the sending phase, `DURATION:RATE` (`30s:1000`); repeat for a profile
+    /// (`--stage 30s:1000 --stage 1m:5000 --stage 30s:0`). Stages replace the scenario's
+    /// `--rate` and `--duration` (private, group, mixed).
+    #[arg(long = "stage", global = true, value_parser = stage)]
+    pub stages: Vec<Stage>,
+    /// Run this many worker processes, each with its share of the scenario (users, rate,
+    /// groups) and its own user ids, and report them merged as one run.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub workers: u32,
     /// No live progress line on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -130,6 +159,13 @@ pub enum Scenario {
     /// K clients dropped at once, reconnecting with jittered backoff: time until all are
     /// back and resynced, and whether what was sent meanwhile reached them.
     Storm(StormArgs),
+    /// Runs the scenario a TOML file describes (its options and thresholds too); flags
+    /// given on the command line override the file's.
+    Run(RunArgs),
+    /// Merges JSON reports (of workers, or of chat-load processes on several machines run
+    /// at the same time) into one: counts added, HDR histograms merged, the window from the
+    /// first send to the last delivery of any; judged by the thresholds given here.
+    Merge(MergeArgs),
 }
 
 impl Scenario {
@@ -141,8 +177,28 @@ impl Scenario {
             Scenario::Group(_) => "group",
             Scenario::Mixed(_) => "mixed",
             Scenario::Storm(_) => "storm",
+            Scenario::Run(_) => "run",
+            Scenario::Merge(_) => "merge",
         }
     }
+}
+
+/// `run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The scenario file (docs/load-testing.md, "Scenario files").
+    pub file: PathBuf,
+    /// Flags overriding the file's (the scenario's own among them: `--duration 1m`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub flags: Vec<std::ffi::OsString>,
+}
+
+/// `merge`.
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// JSON reports written with `--json`.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
 }
 
 /// `connect`.
@@ -261,7 +317,30 @@ pub struct StormArgs {
     pub drop_at: Option<u64>,
 }
 
-fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+/// A stage of the sending phase: this rate for this long.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Stage {
+    /// How long, seconds in the report.
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    /// Messages per second, over all senders.
+    pub rate: f64,
+}
+
+fn stage(s: &str) -> Result<Stage, String> {
+    let (d, r) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not DURATION:RATE (such as 30s:1000)"))?;
+    let duration = humantime::parse_duration(d).map_err(|e| format!("`{d}`: {e}"))?;
+    let rate: f64 = r.parse().map_err(|_| format!("`{r}` is not a rate"))?;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(format!("`{r}` is not a rate of 0 or more"));
+    }
+    Ok(Stage { duration, rate })
+}
+
+/// A humantime duration (`500ms`, `10s`, `2m`).
+pub fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }
 
@@ -272,5 +351,20 @@ mod secs {
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_parse() {
+        let s = stage("1m30s:2500.5").unwrap();
+        assert_eq!((s.duration, s.rate), (Duration::from_secs(90), 2500.5));
+        assert_eq!(stage("10s:0").unwrap().rate, 0.0);
+        for bad in ["10s", "10s:fast", "ten:5", "10s:-1", "10s:inf"] {
+            assert!(stage(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -10,6 +10,10 @@
 //! Reading happens on the connection's IO thread: wait for readability holding no buffer,
 //! read into a buffer shared by the thread's connections, handle every complete frame in
 //! it, and keep only a trailing partial frame.
+//!
+//! Over TLS (`wss://`) the same paths carry TLS records: a send encrypts its frame under the
+//! connection's TLS lock (taken after the write lock, so records leave in the order they
+//! were made), and a read decrypts what arrived before the frames are parsed.
 
 use chat_gateway::protocol::codes::close;
 use chat_gateway::ws::frame::{close_payload, read_ready};
@@ -39,9 +43,15 @@ thread_local! {
     static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH]);
 }
 
+/// Ciphertext read from a TLS socket per step: small enough that what it decrypts to is
+/// drained before the next read, so rustls's buffer of received plaintext never fills.
+const TLS_READ: usize = 4 * 1024;
+
 /// An open WebSocket connection.
 pub struct Conn {
     stream: TcpStream,
+    /// The TLS session of a `wss://` connection.
+    tls: Option<Mutex<rustls::ClientConnection>>,
     /// The IO thread (runtime) whose reactor polls the socket.
     shard: Handle,
     out: Mutex<Out>,
@@ -69,10 +79,12 @@ pub enum End {
 }
 
 impl Conn {
-    /// Wraps a connected socket; must be called on the IO thread that polls it.
-    pub fn new(stream: TcpStream) -> Conn {
+    /// Wraps a connected socket (with its TLS session, if any); must be called on the IO
+    /// thread that polls it.
+    pub fn new(stream: TcpStream, tls: Option<rustls::ClientConnection>) -> Conn {
         Conn {
             stream,
+            tls: tls.map(Mutex::new),
             shard: Handle::current(),
             out: Mutex::default(),
         }
@@ -94,12 +106,29 @@ impl Conn {
     }
 
     fn send(self: &Arc<Self>, op: u8, payload: &[u8]) -> bool {
-        let frame = client_frame(op, payload);
+        let mut frame = client_frame(op, payload);
         let mut out = lock(&self.out);
         if out.broken || out.closed {
             return false;
         }
         out.closed = op == opcode::CLOSE;
+        if let Some(tls) = &self.tls {
+            match encrypt(&mut lock(tls), &frame) {
+                Ok(records) => frame = records,
+                Err(_) => {
+                    self.fail(&mut out);
+                    return false;
+                }
+            }
+        }
+        self.write(out, frame)
+    }
+
+    /// Writes `bytes` (a frame, or TLS records) behind what is pending, with `out` locked.
+    fn write(self: &Arc<Self>, mut out: std::sync::MutexGuard<'_, Out>, frame: Vec<u8>) -> bool {
+        if frame.is_empty() {
+            return true;
+        }
         if !out.pending.is_empty() {
             // A writer is flushing: queue behind what it has.
             out.pending.extend_from_slice(&frame);
@@ -152,7 +181,8 @@ impl Conn {
             }
         }
         loop {
-            if self.stream.readable().await.is_err() {
+            // Plaintext rustls holds already is read without waiting for the socket.
+            if !self.tls_buffered() && self.stream.readable().await.is_err() {
                 return End::Error;
             }
             let step = READ_BUFFER.with_borrow_mut(|buf| {
@@ -216,9 +246,60 @@ impl Conn {
     /// filled `into`). A short read clears the socket's read readiness, so the next wait
     /// sleeps until new data arrives instead of costing an empty `recv` first (the server
     /// reads its sockets the same way: `chat_gateway::ws::frame::read_ready`).
-    fn read_now(&self, into: &mut [u8]) -> io::Result<(usize, bool)> {
+    fn read_now(self: &Arc<Self>, into: &mut [u8]) -> io::Result<(usize, bool)> {
         let room = into.len();
-        read_ready(&self.stream, into).map(|n| (n, n == room))
+        match &self.tls {
+            None => read_ready(&self.stream, into).map(|n| (n, n == room)),
+            Some(tls) => self.read_tls(tls, into),
+        }
+    }
+
+    /// `read_now` over TLS: plaintext rustls holds, else one read of ciphertext decrypted.
+    fn read_tls(
+        self: &Arc<Self>,
+        tls: &Mutex<rustls::ClientConnection>,
+        into: &mut [u8],
+    ) -> io::Result<(usize, bool)> {
+        use std::io::Read;
+        let mut raw = [0u8; TLS_READ];
+        loop {
+            let mut session = lock(tls);
+            match session.reader().read(into) {
+                // More may be held: the caller reads again (or comes back without waiting).
+                Ok(n) if n > 0 => return Ok((n, true)),
+                // The server's close_notify: the end of the stream.
+                Ok(_) => return Ok((0, false)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            let n = read_ready(&self.stream, &mut raw)?;
+            if n == 0 {
+                return Ok((0, false));
+            }
+            let mut records = &raw[..n];
+            while !records.is_empty() {
+                session.read_tls(&mut records)?;
+                session
+                    .process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
+            // TLS may answer on its own (a key update): send it behind any frames.
+            if session.wants_write() {
+                drop(session);
+                let out = lock(&self.out);
+                let records = encrypt(&mut lock(tls), &[])?;
+                let _ = self.write(out, records);
+            }
+        }
+    }
+
+    /// Whether rustls holds decrypted bytes not read yet.
+    fn tls_buffered(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| {
+            lock(tls)
+                .process_new_packets()
+                .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
+        })
     }
 
     /// Handles every complete frame at the start of `data`; the bytes they took.
@@ -255,6 +336,26 @@ impl Conn {
     fn answer_close(self: &Arc<Self>, code: Option<u16>) {
         let payload = code.map(|_| close_payload(close::NORMAL, ""));
         self.send(opcode::CLOSE, payload.as_deref().unwrap_or_default());
+    }
+}
+
+/// `plaintext` as TLS records (and whatever else the session has to send). Written in
+/// pieces, each drained to records at once, so rustls's send buffer limit never bites.
+fn encrypt(session: &mut rustls::ClientConnection, plaintext: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut records = Vec::with_capacity(plaintext.len() + 64);
+    let mut rest = plaintext;
+    loop {
+        while session.wants_write() {
+            session.write_tls(&mut records)?;
+        }
+        if rest.is_empty() {
+            return Ok(records);
+        }
+        match session.writer().write(rest)? {
+            0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "TLS took nothing")),
+            n => rest = &rest[n..],
+        }
     }
 }
 
@@ -303,7 +404,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        (Arc::new(Conn::new(client.unwrap())), server.unwrap().0)
+        (
+            Arc::new(Conn::new(client.unwrap(), None)),
+            server.unwrap().0,
+        )
     }
 
     /// Reads one masked client frame from the raw server side: opcode and payload.

@@ -40,6 +40,9 @@ pub struct Ctx {
     /// The other end of `disconnects`, taken by the scenario's reconnector.
     disconnected: Mutex<Option<mpsc::UnboundedReceiver<u32>>>,
     epoch: Instant,
+    /// Unix milliseconds at `epoch`: times in the report are wall-clock, so that reports
+    /// from several processes or machines can be merged on one time line.
+    epoch_unix_ms: u64,
 }
 
 impl Ctx {
@@ -60,6 +63,9 @@ impl Ctx {
             disconnects,
             disconnected: Mutex::new(Some(disconnected)),
             epoch: Instant::now(),
+            epoch_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         }
     }
 
@@ -71,6 +77,16 @@ impl Ctx {
     /// µs since the run began: the clock of send times and latencies.
     pub fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// `at` in µs since the run began (0 for an instant before it).
+    pub fn us_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
+    /// Unix milliseconds of `us` µs since the run began.
+    pub fn unix_ms(&self, us: u64) -> u64 {
+        self.epoch_unix_ms + us / 1000
     }
 
     /// The streams (none until `set_ledger`).

@@ -1,14 +1,14 @@
 //! The file-descriptor limit: raised to the hard limit at start, and the number of
 //! connections it leaves room for.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Descriptors kept for everything that is not a connection (runtime, stdio, REST calls,
 /// /proc reads, the JSON report).
 pub const RESERVED_FDS: u64 = 64;
 
 /// What the limit was and what it became.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct FdLimit {
     /// Soft limit found at start.
     pub initial: u64,

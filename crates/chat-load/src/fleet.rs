@@ -61,7 +61,7 @@ impl Fleet {
         'spawn: loop {
             if budget == 0 {
                 // A ramp of 0 means "as fast as the concurrency allows".
-                budget = pacer.due().await.unwrap_or(u64::MAX);
+                budget = pacer.due().await.map_or(u64::MAX, |d| d.count);
             }
             let Some(idx) = users.next() else {
                 break 'spawn;

@@ -1,24 +1,29 @@
 //! A minimal HTTP/1.1 client for the few REST calls of a run's setup (dev tokens, create
-//! groups, follow users): JSON POSTs over one kept-alive connection.
+//! groups, follow users): JSON POSTs over one kept-alive connection, over TLS for a
+//! `wss://` target.
 
 use std::io;
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::tls::{Stream, Tls};
+
 /// A connection to one gateway's REST API.
 pub struct Http {
     addr: SocketAddr,
     host: String,
-    conn: Option<BufReader<TcpStream>>,
+    tls: Option<Tls>,
+    conn: Option<BufReader<Stream>>,
 }
 
 impl Http {
-    /// A client for `addr`, sending `host` as the Host header.
-    pub fn new(addr: SocketAddr, host: &str) -> Http {
+    /// A client for `addr`, sending `host` as the Host header, over `tls` if given.
+    pub fn new(addr: SocketAddr, host: &str, tls: Option<Tls>) -> Http {
         Http {
             addr,
             host: host.to_string(),
+            tls,
             conn: None,
         }
     }
@@ -53,9 +58,11 @@ impl Http {
     async fn exchange(&mut self, request: &str) -> io::Result<(u16, String)> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self
-                .conn
-                .insert(BufReader::new(TcpStream::connect(self.addr).await?)),
+            None => {
+                let tcp = TcpStream::connect(self.addr).await?;
+                let stream = Stream::open(tcp, self.tls.as_ref()).await?;
+                self.conn.insert(BufReader::new(stream))
+            }
         };
         let result = roundtrip(conn, request).await;
         match &result {
@@ -71,11 +78,9 @@ fn bad(what: &str) -> io::Error {
 }
 
 /// One request and its response: status, body, whether the connection stays usable.
-async fn roundtrip(
-    conn: &mut BufReader<TcpStream>,
-    request: &str,
-) -> io::Result<(u16, String, bool)> {
+async fn roundtrip(conn: &mut BufReader<Stream>, request: &str) -> io::Result<(u16, String, bool)> {
     conn.get_mut().write_all(request.as_bytes()).await?;
+    conn.get_mut().flush().await?;
     let mut line = String::new();
     if conn.read_line(&mut line).await? == 0 {
         return Err(io::Error::new(

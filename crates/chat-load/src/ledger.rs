@@ -1,6 +1,9 @@
 //! The ledger: every stream of the run (one sender to one destination), which of its
-//! messages were acknowledged, and what each recipient received. From these come the two
-//! numbers a run must get right: lost (acknowledged, never received) and duplicates.
+//! messages were acknowledged, and what each recipient received, in which order. From
+//! these come the numbers a run must get right: lost (acknowledged, never received),
+//! duplicates, reordering (a message pushed after a later one of its stream) and gaps (a
+//! recipient's live stream skipping acknowledged messages, which then came by sync, late,
+//! or never).
 
 use serde::Serialize;
 use std::collections::HashMap;
@@ -31,6 +34,15 @@ impl Bits {
     pub fn contains(&self, i: u32) -> bool {
         let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
         self.0.get(word).is_some_and(|w| w & bit != 0)
+    }
+
+    /// How many members `self` and `other` have in common.
+    pub fn count_common(&self, other: &Bits) -> u64 {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| (a & b).count_ones() as u64)
+            .sum()
     }
 
     /// How many members of `self` are not in `other`.
@@ -99,13 +111,17 @@ pub struct Inbox {
 struct Seen {
     any: Bits,
     live: Bits,
+    /// One past the highest sequence number pushed live.
+    next_live: u32,
+    /// Sequence numbers a live push skipped: not yet received when a later one arrived.
+    jumped: Bits,
 }
 
 /// What a received message was to its recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
-    /// The first time.
-    First,
+    /// The first time; `reordered`: pushed live after a later message of its stream.
+    First { reordered: bool },
     /// Received before by sync, or now by sync: allowed by the protocol.
     Again,
     /// Pushed live a second time: a duplicate.
@@ -119,8 +135,21 @@ impl Inbox {
         if live && !seen.live.insert(seq) {
             return Receipt::Duplicate;
         }
+        let mut reordered = false;
+        if live {
+            reordered = seq < seen.next_live;
+            // Everything between the last live push and this one that has not arrived is a
+            // hole in what the recipient saw live (whether it was acknowledged is known
+            // only at the audit: a send may be refused, or acknowledged after delivery).
+            for skipped in seen.next_live..seq {
+                if !seen.any.contains(skipped) {
+                    seen.jumped.insert(skipped);
+                }
+            }
+            seen.next_live = seen.next_live.max(seq.saturating_add(1));
+        }
         if seen.any.insert(seq) {
-            Receipt::First
+            Receipt::First { reordered }
         } else {
             Receipt::Again
         }
@@ -159,6 +188,9 @@ pub struct Audit {
     pub expected_deliveries: u64,
     /// Owed deliveries that did not happen.
     pub lost: u64,
+    /// Owed deliveries that a recipient's live stream skipped: a later message of the same
+    /// stream was pushed first. They came by sync or late (reordered), or are lost.
+    pub gaps: u64,
     /// Deliveries owed to recipients that were offline at the end (not counted as lost).
     pub owed_to_offline: u64,
     /// A few lost messages, to look them up: `sender->recipient #seq (stream s)`.
@@ -253,7 +285,9 @@ impl Ledger {
                 }
                 audit.expected_deliveries += n;
                 inbox(r, &mut |ib: &Inbox| {
-                    let seen = ib.seen.get(&(index as u32)).map_or(&empty, |s| &s.any);
+                    let seen = ib.seen.get(&(index as u32));
+                    audit.gaps += seen.map_or(0, |s| s.jumped.count_common(&acked));
+                    let seen = seen.map_or(&empty, |s| &s.any);
                     let lost = acked.count_missing_from(seen);
                     audit.lost += lost;
                     if lost > 0 && audit.lost_examples.len() < 10 {
@@ -290,12 +324,54 @@ mod tests {
 
     #[test]
     fn receipts() {
+        let first = Receipt::First { reordered: false };
         let mut ib = Inbox::default();
-        assert_eq!(ib.record(0, 1, false), Receipt::First);
+        assert_eq!(ib.record(0, 1, false), first);
         assert_eq!(ib.record(0, 1, true), Receipt::Again);
         assert_eq!(ib.record(0, 1, true), Receipt::Duplicate);
-        assert_eq!(ib.record(0, 2, true), Receipt::First);
+        assert_eq!(ib.record(0, 2, true), first);
         assert_eq!(ib.record(0, 2, false), Receipt::Again);
+    }
+
+    #[test]
+    fn reordering_and_gaps() {
+        let mut ledger = Ledger::default();
+        let s = ledger.add(
+            0,
+            &Destination::User(2),
+            Arc::from(vec![1]),
+            Conversation::Private(0),
+            "x",
+            "t",
+        );
+        for seq in 0..8 {
+            ledger.next_seq(s);
+            // 6 is refused: never owed, so skipping it is no gap.
+            if seq != 6 {
+                ledger.ack(s, seq);
+            }
+        }
+        let mut ib = Inbox::default();
+        let in_order = Receipt::First { reordered: false };
+        assert_eq!(ib.record(s, 0, true), in_order);
+        // 1 and 2 are skipped by the live stream; 2 then arrives late, 1 by sync.
+        assert_eq!(ib.record(s, 3, true), in_order);
+        assert_eq!(ib.record(s, 2, true), Receipt::First { reordered: true });
+        assert_eq!(ib.record(s, 1, false), in_order);
+        // 4 came by sync before 5 was pushed: the recipient saw no hole.
+        assert_eq!(ib.record(s, 4, false), in_order);
+        assert_eq!(ib.record(s, 5, true), in_order);
+        // 6 (refused) and 7 (lost) are skipped by nothing: the stream just ends.
+        let mut inboxes = [Inbox::default(), ib];
+        let audit = ledger.audit(|i, f| f(&inboxes[i as usize]), |_| true);
+        assert_eq!(audit.gaps, 2, "1 and 2");
+        assert_eq!(audit.lost, 1, "7");
+        // A later push over the refused and the lost one: only the lost one is a gap.
+        ledger.next_seq(s);
+        ledger.ack(s, 8);
+        inboxes[1].record(s, 8, true);
+        let audit = ledger.audit(|i, f| f(&inboxes[i as usize]), |_| true);
+        assert_eq!(audit.gaps, 3, "1, 2 and 7");
     }
 
     #[test]

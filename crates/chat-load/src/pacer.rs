@@ -1,45 +1,103 @@
 //! An open-loop pacer: events at a fixed rate from a start instant, never waiting for
 //! answers, so a slow server shows up as latency rather than as a lower offered load.
+//!
+//! Each event has a due time (start + i / rate), which the sender stamps on the message:
+//! latency is measured from it, not from the moment the tool got round to sending
+//! (coordinated omission, as wrk2 corrects it). A pacer with a `max_lag` does not catch up
+//! in bursts: events more than `max_lag` overdue are skipped and counted, so the server
+//! never sees a load the schedule did not offer, and the run says it fell behind.
 
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Most events released by one call when the pacer has fallen behind.
+/// Most events released by one call of a pacer without `max_lag` that has fallen behind.
 const MAX_BURST: u64 = 10_000;
 
 /// Releases events at `rate` per second.
 pub struct Pacer {
     start: Instant,
     rate: f64,
-    issued: u64,
+    /// Index of the next event to release.
+    next: u64,
+    /// Events more overdue than this are skipped; `None`: released late, in a burst.
+    max_lag: Option<Duration>,
+}
+
+/// The events one call released: `first .. first + count`, after `skipped` overdue ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// Index of the first released event.
+    pub first: u64,
+    /// Events released.
+    pub count: u64,
+    /// Events skipped before them because they were more than `max_lag` overdue.
+    pub skipped: u64,
 }
 
 impl Pacer {
-    /// A pacer starting now; a rate of 0 or less releases nothing.
+    /// A pacer starting now that catches up late events in bursts (for opening connections,
+    /// where a burst is harmless); a rate of 0 or less releases nothing.
     pub fn new(rate: f64) -> Pacer {
         Pacer {
             start: Instant::now(),
             rate,
-            issued: 0,
+            next: 0,
+            max_lag: None,
         }
     }
 
-    /// Waits until at least one event is due and returns how many are (at most `MAX_BURST`;
-    /// `None` when the rate is zero).
-    pub async fn due(&mut self) -> Option<u64> {
+    /// A pacer starting now that skips events more than `max_lag` overdue.
+    pub fn with_max_lag(rate: f64, max_lag: Duration) -> Pacer {
+        Pacer {
+            max_lag: Some(max_lag),
+            ..Pacer::new(rate)
+        }
+    }
+
+    /// When event `i` is due.
+    pub fn due_at(&self, i: u64) -> Instant {
+        self.start + Duration::from_secs_f64(i as f64 / self.rate)
+    }
+
+    /// Events released or skipped so far.
+    pub fn scheduled(&self) -> u64 {
+        self.next
+    }
+
+    /// Waits until at least one event is due and returns which are (`None` when the rate
+    /// is zero).
+    pub async fn due(&mut self) -> Option<Due> {
         if self.rate <= 0.0 || !self.rate.is_finite() {
             return None;
         }
         loop {
             let elapsed = self.start.elapsed().as_secs_f64();
+            // Events 0 ..= elapsed * rate are due.
             let owed = (elapsed * self.rate) as u64 + 1;
-            if owed > self.issued {
-                let n = (owed - self.issued).min(MAX_BURST);
-                self.issued += n;
-                return Some(n);
+            if owed > self.next {
+                let skipped = match self.max_lag {
+                    Some(lag) => {
+                        let oldest = ((elapsed - lag.as_secs_f64()) * self.rate).ceil();
+                        (oldest.max(0.0) as u64)
+                            .min(owed - 1)
+                            .saturating_sub(self.next)
+                    }
+                    None => 0,
+                };
+                self.next += skipped;
+                let count = match self.max_lag {
+                    Some(_) => owed - self.next,
+                    None => (owed - self.next).min(MAX_BURST),
+                };
+                let first = self.next;
+                self.next += count;
+                return Some(Due {
+                    first,
+                    count,
+                    skipped,
+                });
             }
-            let next = self.start + Duration::from_secs_f64(self.issued as f64 / self.rate);
-            tokio::time::sleep_until(next).await;
+            tokio::time::sleep_until(self.due_at(self.next)).await;
         }
     }
 }
@@ -52,11 +110,33 @@ mod tests {
     async fn keeps_the_rate() {
         let mut p = Pacer::new(1000.0);
         let deadline = Instant::now() + Duration::from_millis(300);
+        let mut released = 0;
         while Instant::now() < deadline {
-            p.due().await;
+            released += p.due().await.unwrap().count;
         }
-        // Late wake-ups are caught up in bursts, so the count tracks the clock.
-        assert!((250..=400).contains(&p.issued), "{}", p.issued);
+        assert!((250..=400).contains(&released), "{released}");
         assert_eq!(Pacer::new(0.0).due().await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_pacer_skips_instead_of_bursting() {
+        let mut p = Pacer::with_max_lag(1000.0, Duration::from_millis(10));
+        assert_eq!(p.due().await.unwrap().first, 0);
+        // The tool stalls for a second: about 1,000 events are overdue.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let due = p.due().await.unwrap();
+        // Only the last 10 ms of them go out; the rest are skipped, not sent at once.
+        assert!((10..=12).contains(&due.count), "{due:?}");
+        assert!((985..=992).contains(&due.skipped), "{due:?}");
+        assert_eq!(due.first + due.count, p.scheduled());
+        // Each released event keeps its own due time: latency is measured from it.
+        assert!(p.due_at(due.first) < Instant::now());
+
+        let mut bursty = Pacer::new(1000.0);
+        bursty.due().await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let due = bursty.due().await.unwrap();
+        assert_eq!(due.skipped, 0);
+        assert!(due.count >= 1000, "{due:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! threads) and resident memory from /proc/PID/status (VmRSS), for the gateway nodes,
 //! Redis, MariaDB and the load tool itself.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// Clock ticks per second of /proc/PID/stat times: Linux's USER_HZ, 100 on every
@@ -19,10 +19,10 @@ pub struct Watched {
 }
 
 /// CPU used by one process over the measured window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcCpu {
     /// What the process is.
-    pub role: &'static str,
+    pub role: String,
     /// Its pid.
     pub pid: u32,
     /// CPU seconds (user + system) used in the window; null when /proc could not be read.
@@ -37,7 +37,7 @@ pub struct ProcCpu {
 }
 
 /// CPU over a window, per process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CpuReport {
     /// Length of the window, seconds.
     pub window_s: f64,
@@ -110,7 +110,7 @@ impl CpuWatch {
                 };
                 let cpu_s = used.map(|t| (t.user + t.system) as f64 / TICKS_PER_SECOND);
                 ProcCpu {
-                    role: w.role,
+                    role: w.role.to_string(),
                     pid: w.pid.unwrap_or_else(std::process::id),
                     cpu_s,
                     kernel_s: used.map(|t| t.system as f64 / TICKS_PER_SECOND),

@@ -64,12 +64,13 @@ pub fn frame_head(dest: &Destination, content: &str, tag: &str, stream: u32) -> 
     format!(r#"{{{target},"content":"{content}","client_msg_id":"{tag}:{stream}:"#)
 }
 
-/// A complete frame: `head` then the message's sequence number and send time.
-pub fn frame(head: &str, seq: u32, sent_us: u64) -> String {
-    let mut s = String::with_capacity(head.len() + 24);
+/// A complete frame: `head`, then the message's sequence number, the time it was due by
+/// the schedule and how late it actually went out (µs).
+pub fn frame(head: &str, seq: u32, due_us: u64, late_us: u64) -> String {
+    let mut s = String::with_capacity(head.len() + 32);
     s.push_str(head);
     use std::fmt::Write;
-    let _ = write!(s, "{seq}:{sent_us}\"}}");
+    let _ = write!(s, "{seq}:{due_us}:{late_us}\"}}");
     s
 }
 
@@ -87,19 +88,31 @@ pub struct MsgKey {
     pub stream: u32,
     /// Its sequence number in the stream, from 0.
     pub seq: u32,
-    /// When it was sent, in µs since the run began.
-    pub sent_us: u64,
+    /// When the schedule said it was due, in µs since the run began: latency is measured
+    /// from here, so a late send cannot hide a slow server (coordinated omission).
+    pub due_us: u64,
+    /// How much later than due it was actually written to the socket, µs.
+    pub late_us: u64,
 }
 
 impl MsgKey {
-    /// Decodes `tag:stream:seq:sent_us`; `None` for ids of other runs or other clients.
+    /// When it was actually written to the socket, µs since the run began.
+    pub fn sent_us(&self) -> u64 {
+        self.due_us + self.late_us
+    }
+}
+
+impl MsgKey {
+    /// Decodes `tag:stream:seq:due_us:late_us`; `None` for ids of other runs or other
+    /// clients.
     pub fn decode(cid: &str, tag: &str) -> Option<MsgKey> {
         let rest = cid.strip_prefix(tag)?.strip_prefix(':')?;
-        let mut parts = rest.splitn(3, ':');
+        let mut parts = rest.splitn(4, ':');
         Some(MsgKey {
             stream: parts.next()?.parse().ok()?,
             seq: parts.next()?.parse().ok()?,
-            sent_us: parts.next()?.parse().ok()?,
+            due_us: parts.next()?.parse().ok()?,
+            late_us: parts.next()?.parse().ok()?,
         })
     }
 }
@@ -122,7 +135,7 @@ mod tests {
     #[test]
     fn frames_round_trip_their_key() {
         let head = frame_head(&Destination::User(7), "xx", "tag1", 3);
-        let text = frame(&head, 42, 123456);
+        let text = frame(&head, 42, 123456, 789);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], 1);
         assert_eq!(v["recipient_id"], 7);
@@ -134,12 +147,24 @@ mod tests {
             MsgKey {
                 stream: 3,
                 seq: 42,
-                sent_us: 123456
+                due_us: 123456,
+                late_us: 789,
             }
         );
+        assert_eq!(key.sent_us(), 124245);
+        // The longest id a run makes (a day in µs, a million streams, a billion sends) fits.
+        let longest = frame(
+            &frame_head(&Destination::User(1), "x", "abcdefgh", 999_999),
+            u32::MAX,
+            86_400_000_000,
+            86_400_000_000,
+        );
+        let v: serde_json::Value = serde_json::from_str(&longest).unwrap();
+        assert!(v["client_msg_id"].as_str().unwrap().chars().count() <= MAX_CLIENT_MSG_ID);
         assert_eq!(MsgKey::decode(cid, "other"), None);
         let group = frame(
             &frame_head(&Destination::Group("g-1".into()), "y", "t", 0),
+            0,
             0,
             0,
         );

@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-/// Highest latency a histogram holds, in µs (longer values are clamped to it).
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+
+/// Highest value a histogram holds, in µs (longer values are clamped to it).
 const MAX_US: u64 = 600_000_000;
 /// Histogram shards: recorders pick one by connection, so they rarely contend.
 const SHARDS: usize = 16;
@@ -37,7 +41,8 @@ pub struct Recorder {
     shards: Vec<Mutex<(Histogram<u64>, Histogram<u64>)>>,
 }
 
-fn histogram() -> Histogram<u64> {
+/// An empty histogram of µs, as every recorder of the run keeps them.
+pub fn histogram() -> Histogram<u64> {
     // Bounds and precision are constants that hdrhistogram accepts.
     Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
 }
@@ -79,6 +84,67 @@ impl Recorder {
             shard.1.reset();
         }
         all
+    }
+}
+
+/// A histogram as text for the JSON report: HdrHistogram's V2 encoding in base64, which
+/// other HdrHistogram libraries read too, and `merge` adds up exactly.
+pub fn encode(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    // Writing to a Vec cannot fail, nor can encoding a histogram of these bounds.
+    let _ = V2Serializer::new().serialize(h, &mut bytes);
+    STANDARD.encode(bytes)
+}
+
+/// The histogram `encode` wrote.
+pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = STANDARD
+        .decode(text)
+        .map_err(|e| format!("a histogram is not base64: {e}"))?;
+    let read: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("a histogram is not HdrHistogram V2: {e:?}"))?;
+    // Into the run's bounds, so that histograms from several reports add up.
+    let mut h = histogram();
+    h.add(&read)
+        .map_err(|e| format!("a histogram does not fit: {e:?}"))?;
+    Ok(h)
+}
+
+/// The latest of several moments (µs since the run began) seen by many threads; 0: none.
+#[derive(Default)]
+pub struct Latest(AtomicU64);
+
+impl Latest {
+    /// Notes `us`.
+    pub fn note(&self, us: u64) {
+        self.0.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// The latest moment noted, if any.
+    pub fn get(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|&us| us > 0)
+    }
+}
+
+/// The earliest of several moments (µs since the run began).
+pub struct Earliest(AtomicU64);
+
+impl Default for Earliest {
+    fn default() -> Self {
+        Earliest(AtomicU64::new(u64::MAX))
+    }
+}
+
+impl Earliest {
+    /// Notes `us`.
+    pub fn note(&self, us: u64) {
+        self.0.fetch_min(us, Ordering::Relaxed);
+    }
+
+    /// The earliest moment noted, if any.
+    pub fn get(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|&us| us < u64::MAX)
     }
 }
 
@@ -133,6 +199,16 @@ pub struct Stats {
     pub skipped_inflight: Counter,
     /// Sends skipped because the sender was offline.
     pub skipped_offline: Counter,
+    /// Sends skipped because the tool fell more than `--max-send-lag` behind its schedule.
+    pub skipped_behind: Counter,
+    /// First message written (µs since the run began).
+    pub first_send: Earliest,
+    /// Last message written.
+    pub last_send: Latest,
+    /// Last acknowledgement received.
+    pub last_ack: Latest,
+    /// Last delivery (first receipt, live or by sync) received.
+    pub last_delivery: Latest,
     /// Messages acknowledged (2100 or 2101).
     pub acked: Counter,
     /// Of those, 2101 (stored; recipient offline).
@@ -149,6 +225,9 @@ pub struct Stats {
     pub delivered_unread: Counter,
     /// A message pushed live to the same user a second time.
     pub duplicates: Counter,
+    /// A message pushed live after a later message of its stream had been pushed to the
+    /// same user.
+    pub reordered: Counter,
     /// A message received again by sync (or live after a sync): the protocol allows it.
     pub redelivered: Counter,
     /// Message frames not of this run (earlier runs' unread messages).
@@ -170,10 +249,14 @@ pub struct Stats {
     pub sync_needed: Counter,
     /// Read receipts applied (2300).
     pub reads_applied: Counter,
-    /// Send → live delivery on the recipient's socket.
+    /// Due time (the schedule's) → live delivery on the recipient's socket.
     pub latency: Recorder,
-    /// Send → acknowledgement on the sender's socket.
+    /// Actual send → live delivery (hides a tool that fell behind: reported beside).
+    pub latency_from_send: Recorder,
+    /// Due time → acknowledgement on the sender's socket.
     pub ack_latency: Recorder,
+    /// Due time → actual send: how late the tool was.
+    pub send_lag: Recorder,
     /// TCP connect → 1000 frame.
     pub handshake: Recorder,
 }
@@ -209,5 +292,17 @@ mod tests {
         assert_eq!(r.take_window().len(), 0);
         assert_eq!(r.total().len(), 2);
         assert_eq!(r.total().max(), r.total().highest_equivalent(MAX_US));
+    }
+
+    #[test]
+    fn histograms_round_trip_through_text() {
+        let r = Recorder::default();
+        for us in [1, 250, 250, 9_000, 3_000_000] {
+            r.record(0, us);
+        }
+        let h = decode(&encode(&r.total())).unwrap();
+        assert_eq!(h, r.total());
+        assert!(decode("not base64!").is_err());
+        assert!(decode("AAAA").is_err());
     }
 }

@@ -28,8 +28,16 @@ pub fn render(r: &Report) -> String {
     let o = &mut out;
     let _ = writeln!(
         o,
-        "chat-load {} · {} users · {:.1} s · run tag {}",
-        r.scenario, r.users, r.duration_s, r.run_tag
+        "chat-load {} · {} users · {:.1} s · run tag {}{}",
+        r.scenario,
+        r.users,
+        r.duration_s,
+        r.run_tag,
+        if r.parts > 1 {
+            format!(" · {} reports merged", r.parts)
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(o, "  targets        {}", r.targets.join(", "));
     if !r.source_addrs.is_empty() {
@@ -69,16 +77,26 @@ pub fn render(r: &Report) -> String {
         if m.target_rate > 0.0 {
             let _ = writeln!(
                 o,
-                "messages (sending {:.1} s at {:.0}/s offered)",
-                m.send_s, m.target_rate
+                "messages (sending {:.1} s at {:.0}/s offered; window {:.2} s from first send to \
+                 last delivery, drain {:.2} s)",
+                m.send_s, m.target_rate, m.window_s, m.drain_s
             );
         } else {
-            let _ = writeln!(o, "messages (over {:.1} s)", m.send_s);
+            let _ = writeln!(
+                o,
+                "messages (window {:.2} s, drain {:.2} s)",
+                m.window_s, m.drain_s
+            );
         }
         let _ = writeln!(
             o,
-            "  sent           {:<10} {:>10.1}/s   skipped: at in-flight cap {}, sender offline {}",
-            m.sent, m.send_rate, m.skipped_inflight, m.skipped_offline
+            "  sent           {:<10} {:>10.1}/s   of {} due; skipped: in-flight cap {}, tool behind {}, sender offline {}",
+            m.sent,
+            m.send_rate,
+            m.scheduled,
+            m.skipped_inflight,
+            m.skipped_behind,
+            m.skipped_offline
         );
         let _ = writeln!(
             o,
@@ -87,13 +105,23 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(
             o,
-            "  delivered      {:<10} {:>10.1}/s   live {}   by sync {}",
-            m.delivered, m.delivery_rate, m.delivered_live, m.delivered_unread
+            "  delivered      {:<10} {:>10.1}/s   live {}   by sync {}   ({:.1}/s offered)",
+            m.delivered,
+            m.delivery_rate,
+            m.delivered_live,
+            m.delivered_unread,
+            m.offered_delivery_rate
         );
         let _ = writeln!(
             o,
-            "  LOST           {:<10} of {} owed   duplicates {}   redelivered by sync {}   other runs' {}",
-            m.lost, m.expected_deliveries, m.duplicates, m.redelivered, m.foreign
+            "  LOST           {:<10} of {} owed   duplicates {}   reordered {}   gaps {}   redelivered by sync {}   other runs' {}",
+            m.lost,
+            m.expected_deliveries,
+            m.duplicates,
+            m.reordered,
+            m.gaps,
+            m.redelivered,
+            m.foreign
         );
         if m.owed_to_offline > 0 {
             let _ = writeln!(
@@ -105,8 +133,13 @@ pub fn render(r: &Report) -> String {
         for example in &m.lost_examples {
             let _ = writeln!(o, "  lost e.g.      {example}");
         }
+        for behind in &m.behind {
+            let _ = writeln!(o, "  BEHIND         {behind}");
+        }
         let _ = writeln!(o, "  latency        {}", pct(&r.latency_ms));
+        let _ = writeln!(o, "   from send     {}", pct(&r.latency_from_send_ms));
         let _ = writeln!(o, "  ack latency    {}", pct(&r.ack_latency_ms));
+        let _ = writeln!(o, "  send lag       {}", pct(&r.send_lag_ms));
     }
     if let Some(s) = &r.storm {
         let _ = writeln!(o, "storm");
@@ -187,7 +220,10 @@ pub fn render(r: &Report) -> String {
     if r.verdict.passed {
         let _ = writeln!(o, "verdict          PASS");
     } else {
-        let _ = writeln!(o, "verdict          FAIL: {}", r.verdict.reasons.join("; "));
+        let _ = writeln!(o, "verdict          FAIL");
+        for reason in &r.verdict.reasons {
+            let _ = writeln!(o, "  missed         {reason}");
+        }
     }
     out
 }

@@ -3,6 +3,7 @@
 //! the dial itself (TCP connect, WebSocket upgrade, first frame).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,6 +12,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use chat_gateway::protocol::codes;
 
 use crate::protocol::Incoming;
+use crate::tls::{Stream, Tls};
 use crate::ws::frame::{Decoder, Frame, client_frame, opcode};
 use crate::ws::upgrade::{self, UpgradeError};
 
@@ -18,6 +20,8 @@ use crate::ws::upgrade::{self, UpgradeError};
 pub struct Dialed {
     /// The socket.
     pub stream: TcpStream,
+    /// Its TLS state, for a `wss://` target (frames are encrypted with it from now on).
+    pub tls: Option<rustls::ClientConnection>,
     /// The frame parser's state after the first frame.
     pub decoder: Decoder,
     /// Bytes read past the first frame: the start of the frame stream.
@@ -38,14 +42,19 @@ pub struct Target {
     pub authority: String,
     /// The request target of the upgrade: path and query (`/` when the URL has none).
     pub path: String,
+    /// TLS, for `wss://`.
+    pub tls: Option<Tls>,
 }
 
 impl Target {
-    /// Parses and resolves a `ws://host:port/path` URL.
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
+    /// Parses and resolves a `ws://host:port/path` or `wss://…` URL (`tls` is the TLS
+    /// configuration `wss://` uses).
+    pub fn parse(url: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Target, String> {
+        let (rest, secure) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+            (Some(rest), _) => (rest, false),
+            (None, Some(rest)) => (rest, true),
+            (None, None) => return Err(format!("{url}: not a ws:// or wss:// URL")),
+        };
         let authority = rest
             .split(['/', '?'])
             .next()
@@ -59,6 +68,8 @@ impl Target {
             .is_some_and(|(_, p)| !p.contains(']'))
         {
             authority.clone()
+        } else if secure {
+            format!("{authority}:443")
         } else {
             format!("{authority}:80")
         };
@@ -79,11 +90,23 @@ impl Target {
             query if query.starts_with('?') => format!("/{query}"),
             path => path.to_string(),
         };
+        let tls = match (secure, tls) {
+            (false, _) => None,
+            (true, None) => return Err(format!("{url}: no TLS configuration for wss://")),
+            (true, Some(config)) => {
+                let host = match with_port.rsplit_once(':') {
+                    Some((host, _)) => host,
+                    None => with_port.as_str(),
+                };
+                Some(Tls::new(config.clone(), host).map_err(|e| format!("{url}: {e}"))?)
+            }
+        };
         Ok(Target {
             url: url.to_string(),
             addr,
             authority,
             path,
+            tls,
         })
     }
 }
@@ -207,7 +230,7 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
             .bind(SocketAddr::new(ip, 0))
             .map_err(DialError::Connect)?;
     }
-    let mut stream = socket
+    let stream = socket
         .connect(target.addr)
         .await
         .map_err(DialError::Connect)?;
@@ -217,12 +240,16 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
     // reconnect storms of ports. A polite close still completes the WebSocket close
     // handshake first (`client::User::close`).
     let _ = stream.set_zero_linger();
+    let mut stream = Stream::open(stream, target.tls.as_ref())
+        .await
+        .map_err(|e| DialError::Handshake(format!("TLS: {e}")))?;
     let (request, key) = upgrade::upgrade_request(&target.path, &target.authority, token)
         .map_err(DialError::Handshake)?;
     stream
         .write_all(request.as_bytes())
         .await
         .map_err(DialError::Connect)?;
+    stream.flush().await.map_err(DialError::Connect)?;
     let mut buf = Vec::with_capacity(HANDSHAKE_READ);
     let head = loop {
         if let Some(end) = upgrade::response_end(&buf) {
@@ -266,12 +293,16 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
         let pong = match frame {
             Frame::Text(text) => {
                 return match Incoming::parse(&text) {
-                    Some(frame) if frame.code == codes::CONNECTED => Ok(Dialed {
-                        stream,
-                        decoder,
-                        // Usually nothing: the handshake's buffer is not kept.
-                        leftover: buf[used..].to_vec(),
-                    }),
+                    Some(frame) if frame.code == codes::CONNECTED => {
+                        let (stream, tls) = stream.into_parts();
+                        Ok(Dialed {
+                            stream,
+                            tls,
+                            decoder,
+                            // Usually nothing: the handshake's buffer is not kept.
+                            leftover: buf[used..].to_vec(),
+                        })
+                    }
                     Some(frame) => Err(DialError::FirstFrame(format!("code {}", frame.code))),
                     None => Err(DialError::FirstFrame("not a JSON frame".into())),
                 };
@@ -287,12 +318,16 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
                 .write_all(&pong)
                 .await
                 .map_err(|e| DialError::FirstFrame(e.to_string()))?;
+            stream
+                .flush()
+                .await
+                .map_err(|e| DialError::FirstFrame(e.to_string()))?;
         }
     }
 }
 
 /// Reads once more into `buf`; the bytes read (0 at EOF).
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_more(stream: &mut Stream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     buf.reserve(HANDSHAKE_READ);
     stream.read_buf(buf).await
 }
@@ -303,22 +338,46 @@ mod tests {
 
     #[test]
     fn parses_urls() {
-        let t = Target::parse("ws://127.0.0.1:8080/ws").unwrap();
+        let t = Target::parse("ws://127.0.0.1:8080/ws", None).unwrap();
         assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(t.authority, "127.0.0.1:8080");
         assert_eq!(t.path, "/ws");
-        assert_eq!(Target::parse("ws://127.0.0.1:1").unwrap().path, "/");
-        assert_eq!(Target::parse("ws://127.0.0.1:1?a=b").unwrap().path, "/?a=b");
+        assert_eq!(Target::parse("ws://127.0.0.1:1", None).unwrap().path, "/");
         assert_eq!(
-            Target::parse("ws://127.0.0.1:1/ws?a=b").unwrap().path,
+            Target::parse("ws://127.0.0.1:1?a=b", None).unwrap().path,
+            "/?a=b"
+        );
+        assert_eq!(
+            Target::parse("ws://127.0.0.1:1/ws?a=b", None).unwrap().path,
             "/ws?a=b"
         );
-        assert!(Target::parse("wss://x/ws").is_err());
+        assert!(Target::parse("http://x/ws", None).is_err());
+        assert!(
+            Target::parse("wss://127.0.0.1/ws", None).is_err(),
+            "no TLS configuration"
+        );
+        let config = crate::tls::client_config(None).unwrap_or_else(|_| {
+            // A machine without system roots: any configuration will do for parsing.
+            Arc::new(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            )
+        });
+        let t = Target::parse("wss://localhost/ws", Some(&config)).unwrap();
+        assert_eq!(t.addr.port(), 443);
+        assert!(t.tls.is_some());
+        let t = Target::parse("wss://127.0.0.1:8443/ws", Some(&config)).unwrap();
+        assert_eq!(t.addr.port(), 8443);
     }
 
     #[test]
     fn plans_sources() {
-        let t = vec![Target::parse("ws://127.0.0.1:1/ws").unwrap()];
+        let t = vec![Target::parse("ws://127.0.0.1:1/ws", None).unwrap()];
         assert!(plan_sources(0, 1000, &t).is_empty());
         assert_eq!(plan_sources(3, 10, &t).len(), 3);
         let many = plan_sources(0, 100_000, &t);

@@ -4,10 +4,10 @@
 //! gateway can be load-tested as it starts.
 
 use chat_gateway::auth::Authenticator;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::http::Http;
+use crate::target::Target;
 
 /// The gateway requires a secret of at least this many bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -35,11 +35,10 @@ impl Tokens {
         }
     }
 
-    /// Asks the gateway at `addr` (`host` as the Host header) for dev tokens for `count`
-    /// users from `base`, valid for `ttl`.
+    /// Asks the gateway at `target` for dev tokens for `count` users from `base`, valid for
+    /// `ttl`.
     pub async fn fetch(
-        addr: SocketAddr,
-        host: &str,
+        target: &Target,
         base: i64,
         count: u64,
         ttl: Duration,
@@ -48,9 +47,9 @@ impl Tokens {
         let ttl = format!("{}s", ttl.as_secs().max(1));
         let mut fetchers = tokio::task::JoinSet::new();
         for first in 0..FETCHERS.min(count) {
-            let (host, ttl) = (host.to_string(), ttl.clone());
+            let ttl = ttl.clone();
+            let mut http = Http::new(target.addr, &target.authority, target.tls.clone());
             fetchers.spawn(async move {
-                let mut http = Http::new(addr, &host);
                 let mut got = Vec::new();
                 for i in (first..count).step_by(FETCHERS as usize) {
                     let body = format!(r#"{{"user_id":{},"ttl":"{ttl}"}}"#, base + i);

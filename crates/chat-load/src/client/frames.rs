@@ -82,12 +82,19 @@ fn message(ctx: &Ctx, user: &User, frame: &Incoming<'_>) {
         inbox.record(key.stream, key.seq, live)
     };
     match receipt {
-        Receipt::First => {
+        Receipt::First { reordered } => {
+            let now = ctx.now_us();
             stats.delivered.inc();
+            stats.last_delivery.note(now);
+            if reordered {
+                stats.reordered.inc();
+            }
             if live {
                 stats.delivered_live.inc();
-                let latency = ctx.now_us().saturating_sub(key.sent_us);
-                stats.latency.record(user.idx as usize, latency);
+                let shard = user.idx as usize;
+                stats.latency.record(shard, now.saturating_sub(key.due_us));
+                let from_send = now.saturating_sub(key.sent_us());
+                stats.latency_from_send.record(shard, from_send);
             } else {
                 stats.delivered_unread.inc();
             }
@@ -112,7 +119,9 @@ fn acknowledged(ctx: &Ctx, user: &User, frame: &Incoming<'_>) {
         if frame.code == codes::STORED_OFFLINE {
             ctx.stats.acked_offline.inc();
         }
-        let latency = ctx.now_us().saturating_sub(key.sent_us);
+        let now = ctx.now_us();
+        ctx.stats.last_ack.note(now);
+        let latency = now.saturating_sub(key.due_us);
         ctx.stats.ack_latency.record(user.idx as usize, latency);
         settle(user);
     }
@@ -142,8 +151,9 @@ fn refused(ctx: &Ctx, user: &Arc<User>, frame: &Incoming<'_>) {
     }
 }
 
-/// Sends a message refused with 5000 again, same `client_msg_id` (and so the same send
-/// time), after a backoff, as the protocol asks; false once it was retried enough.
+/// Sends a message refused with 5000 again, same `client_msg_id` (and so the same due
+/// time: the retry's delay counts in its latency), after a backoff, as the protocol asks;
+/// false once it was retried enough.
 fn resend(ctx: &Ctx, user: &Arc<User>, key: MsgKey) -> bool {
     let ledger = ctx.ledger();
     let Some(stream) = ledger.streams.get(key.stream as usize) else {
@@ -153,7 +163,7 @@ fn resend(ctx: &Ctx, user: &Arc<User>, key: MsgKey) -> bool {
     if attempt > MESSAGE_RETRIES {
         return false;
     }
-    let text = crate::protocol::frame(&stream.head, key.seq, key.sent_us);
+    let text = crate::protocol::frame(&stream.head, key.seq, key.due_us, key.late_us);
     let delay = crate::backoff::jitter(RETRY_DELAY.saturating_mul(1 << attempt.min(6)));
     let user = user.clone();
     tokio::spawn(async move {

@@ -122,10 +122,11 @@ impl User {
     fn attach(self: &Arc<Self>, ctx: &Arc<Ctx>, ws: Dialed) {
         let Dialed {
             stream,
+            tls,
             decoder,
             leftover,
         } = ws;
-        let conn = Arc::new(Conn::new(stream));
+        let conn = Arc::new(Conn::new(stream, tls));
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         // The link is in place before the reader can end, so its end always finds it.
         let mut link = lock(&self.link);

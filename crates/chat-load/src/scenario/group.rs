@@ -44,13 +44,13 @@ async fn run_with(
     ctx.set_ledger(ledger);
 
     let opened = open_all(ctx, &fleet, &[]).await?;
-    let (send_s, audit, cpu) = round_robin(ctx, &fleet, streams, (args.rate, args.duration)).await;
+    let (sending, audit, cpu) = round_robin(ctx, &fleet, streams, (args.rate, args.duration)).await;
     Ok(Outcome {
         users: u64::from(groups * size),
         wanted: u64::from(args.groups) * u64::from(args.members),
         capped,
         opened,
-        sending: Some((args.rate, send_s)),
+        sending: Some(sending),
         audit: Some(audit),
         cpu: Some(cpu),
         ..Outcome::default()

@@ -57,7 +57,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &MixedArgs, room: u64) -> Result<Outcome,
         stop_churn.clone(),
     ));
     let total_weight = (args.private_weight + args.group_weight).max(1);
-    let send_s = send_phase(&fleet, args.rate, args.duration, || {
+    let sending = send_phase(&fleet, args.rate, args.duration, || {
         let private_pick = rand::random_range(0..total_weight) < args.private_weight;
         let pool = if private_pick && !private.is_empty() {
             &private
@@ -98,7 +98,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &MixedArgs, room: u64) -> Result<Outcome,
         wanted: u64::from(wanted_groups) * u64::from(size),
         capped,
         opened,
-        sending: Some((args.rate, send_s)),
+        sending: Some(sending),
         audit: Some(audit),
         cpu: Some(cpu),
         ..Outcome::default()
@@ -117,7 +117,7 @@ async fn churn(fleet: Fleet, rate: f64, offline: Duration, stop: CancellationTok
             _ = stop.cancelled() => None,
         };
         let Some(due) = due else { break };
-        for _ in 0..due {
+        for _ in 0..due.count {
             let idx = rand::random_range(0..n);
             let user = &fleet.users[idx as usize];
             // Not while it syncs: the gateway marks what a sync returns as read when it

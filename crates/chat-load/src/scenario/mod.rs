@@ -10,7 +10,7 @@ mod storm;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{PairSetup, Scenario};
+use crate::cli::{PairSetup, Scenario, Stage};
 use crate::context::Ctx;
 use crate::fdlimit::FdLimit;
 use crate::fleet::{Fleet, Opened};
@@ -19,7 +19,7 @@ use crate::ledger::{Audit, Conversation, Ledger};
 use crate::pacer::Pacer;
 use crate::procs::{CpuReport, CpuWatch, rss_kib, watched};
 use crate::protocol::{Destination, setup_frame};
-use crate::report::{Outcome, ServerMemory};
+use crate::report::{Outcome, Sending, ServerMemory};
 
 /// How long the setup phase waits for its messages to be acknowledged.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,6 +36,8 @@ pub fn connections_wanted(scenario: &Scenario) -> u64 {
         Scenario::Storm(a) => {
             u64::from(a.clients) + u64::from(a.clients.div_ceil(a.group_size.max(1)))
         }
+        // Expanded or handled before a run.
+        Scenario::Run(_) | Scenario::Merge(_) => 0,
     }
 }
 
@@ -48,13 +50,16 @@ pub async fn run(ctx: &Arc<Ctx>, scenario: &Scenario, fd: &FdLimit) -> Result<Ou
         Scenario::Group(a) => group::run(ctx, a, room).await,
         Scenario::Mixed(a) => mixed::run(ctx, a, room).await,
         Scenario::Storm(a) => storm::run(ctx, a, room).await,
+        Scenario::Run(_) | Scenario::Merge(_) => {
+            Err(format!("{} is not a scenario", scenario.name()))
+        }
     }
 }
 
 /// A REST client for the first target.
 fn rest(ctx: &Ctx) -> Http {
     let t = ctx.dialer.rest_target();
-    Http::new(t.addr, &t.authority)
+    Http::new(t.addr, &t.authority, t.tls.clone())
 }
 
 /// Most members a group may be created with (the gateway's `MAX_INITIAL_MEMBERS`); the
@@ -162,8 +167,6 @@ async fn exchange(fleet: &Fleet, pairs: &[(u32, u32)]) -> Result<(), String> {
     Ok(())
 }
 
-/// Sends at `rate` for `duration`, each event on the stream `pick` names; the seconds it
-/// took.
 /// Opens every connection and starts bringing dropped ones back; the pairs are set up as
 /// `--pair-setup` says, before the connections open (follows) or after (an exchange).
 async fn open_all(ctx: &Ctx, fleet: &Fleet, pairs: &[(u32, u32)]) -> Result<Opened, String> {
@@ -208,17 +211,17 @@ async fn add_group(
 }
 
 /// The measured part of a scenario that sends to every stream in turn: sends at `rate`
-/// for `duration`, waits for what is owed, then marks it read and closes. The send
-/// window's length, the audit and the CPU used.
+/// for `duration`, waits for what is owed, then marks it read and closes. The sending
+/// phase, the audit and the CPU used.
 async fn round_robin(
     ctx: &Ctx,
     fleet: &Fleet,
     streams: u32,
     (rate, duration): (f64, Duration),
-) -> (f64, Audit, CpuReport) {
+) -> (Sending, Audit, CpuReport) {
     let cpu = cpu_watch(ctx);
     let mut next = 0u32;
-    let send_s = send_phase(fleet, rate, duration, || {
+    let sending = send_phase(fleet, rate, duration, || {
         next = (next + 1) % streams.max(1);
         next
     })
@@ -227,32 +230,60 @@ async fn round_robin(
     let cpu = cpu.finish();
     fleet.mark_read().await;
     fleet.close().await;
-    (send_s, audit, cpu)
+    (sending, audit, cpu)
 }
 
+/// Sends at `rate` for `duration` (or through the `--stage`s), each event on the stream
+/// `pick` names and stamped with its due time. Events more than `--max-send-lag` overdue
+/// are skipped (counted), never sent in a catch-up burst.
 async fn send_phase(
     fleet: &Fleet,
     rate: f64,
     duration: Duration,
     mut pick: impl FnMut() -> u32,
-) -> f64 {
+) -> Sending {
+    let ctx = &fleet.ctx;
+    let plan = match ctx.opts.stages.as_slice() {
+        [] => vec![Stage { duration, rate }],
+        stages => stages.to_vec(),
+    };
     let started = Instant::now();
-    let end = tokio::time::Instant::now() + duration;
-    let mut pacer = Pacer::new(rate);
-    loop {
-        let due = tokio::select! {
-            due = pacer.due() => due,
-            _ = tokio::time::sleep_until(end) => None,
-        };
-        let Some(due) = due else { break };
-        for _ in 0..due {
-            crate::traffic::send(fleet, pick());
+    let mut scheduled = 0;
+    for stage in &plan {
+        // The stage's events are those due before its end: 0 .. ⌈duration × rate⌉.
+        let events = (stage.duration.as_secs_f64() * stage.rate).ceil() as u64;
+        if events == 0 {
+            // A stage at rate 0 is a pause.
+            tokio::time::sleep(stage.duration).await;
+            continue;
         }
-        if tokio::time::Instant::now() >= end {
-            break;
+        let end = tokio::time::Instant::now() + stage.duration;
+        let mut pacer = Pacer::with_max_lag(stage.rate, ctx.opts.max_send_lag);
+        while pacer.scheduled() < events {
+            let Some(due) = pacer.due().await else { break };
+            let released = due.first.min(events)..(due.first + due.count).min(events);
+            let skipped = due.first.min(events) - (due.first - due.skipped).min(events);
+            ctx.stats.skipped_behind.add(skipped);
+            for i in released {
+                let due_us = ctx.us_at(pacer.due_at(i).into_std());
+                crate::traffic::send(fleet, pick(), due_us);
+            }
         }
+        scheduled += events;
+        // The stage lasts its whole duration, past its last event.
+        tokio::time::sleep_until(end).await;
     }
-    started.elapsed().as_secs_f64()
+    let planned: f64 = plan.iter().map(|s| s.duration.as_secs_f64()).sum();
+    let offered: f64 = plan.iter().map(|s| s.rate * s.duration.as_secs_f64()).sum();
+    Sending {
+        rate: if planned > 0.0 {
+            offered / planned
+        } else {
+            0.0
+        },
+        send_s: started.elapsed().as_secs_f64(),
+        scheduled,
+    }
 }
 
 /// Starts measuring the CPU of every watched process.
@@ -310,14 +341,22 @@ fn fit(wanted: u32, size: u64, room: u64, what: &str) -> (u32, bool) {
     (fits, true)
 }
 
-/// The scenario's flags, for the report.
-pub fn params(scenario: &Scenario) -> serde_json::Value {
+/// The scenario's flags (and the stages, if any), for the report.
+pub fn params(scenario: &Scenario, stages: &[Stage]) -> serde_json::Value {
     let value = match scenario {
         Scenario::Connect(a) => serde_json::to_value(a),
         Scenario::Private(a) => serde_json::to_value(a),
         Scenario::Group(a) => serde_json::to_value(a),
         Scenario::Mixed(a) => serde_json::to_value(a),
         Scenario::Storm(a) => serde_json::to_value(a),
+        Scenario::Run(_) | Scenario::Merge(_) => Ok(serde_json::Value::Null),
     };
-    value.unwrap_or_default()
+    let mut value = value.unwrap_or_default();
+    if !stages.is_empty()
+        && let Some(params) = value.as_object_mut()
+    {
+        let stages = serde_json::to_value(stages).unwrap_or_default();
+        params.insert("stages".into(), stages);
+    }
+    value
 }

@@ -33,13 +33,13 @@ pub async fn run(ctx: &Arc<Ctx>, args: &PrivateArgs, room: u64) -> Result<Outcom
     ctx.set_ledger(ledger);
 
     let opened = open_all(ctx, &fleet, &pair_list).await?;
-    let (send_s, audit, cpu) = round_robin(ctx, &fleet, streams, (args.rate, args.duration)).await;
+    let (sending, audit, cpu) = round_robin(ctx, &fleet, streams, (args.rate, args.duration)).await;
     Ok(Outcome {
         users: u64::from(pairs) * 2,
         wanted: 2 * u64::from(args.pairs),
         capped,
         opened,
-        sending: Some((args.rate, send_s)),
+        sending: Some(sending),
         audit: Some(audit),
         cpu: Some(cpu),
         ..Outcome::default()

@@ -15,7 +15,7 @@ use crate::context::Ctx;
 use crate::fleet::Fleet;
 use crate::ledger::{Conversation, Ledger};
 use crate::protocol::Destination;
-use crate::report::{Outcome, Percentiles, Storm};
+use crate::report::{Outcome, Percentiles, Sending, Storm};
 use crate::stats::Recorder;
 
 /// Runs the scenario.
@@ -72,7 +72,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &StormArgs, room: u64) -> Result<Outcome,
     let sent_before = ctx.stats.sent.get();
     for _ in 0..args.messages {
         for &stream in &streams {
-            crate::traffic::send(&fleet, stream);
+            crate::traffic::send(&fleet, stream, ctx.now_us());
         }
     }
     let messages = ctx.stats.sent.get() - sent_before;
@@ -104,6 +104,7 @@ pub async fn run(ctx: &Arc<Ctx>, args: &StormArgs, room: u64) -> Result<Outcome,
         all_reconnected_s: (reconnected == all).then_some(last_back.as_secs_f64()),
         all_resynced_s: (resynced == all).then_some(last_synced.as_secs_f64()),
         resync_ms: Percentiles::of(&resync.total()),
+        resync_histogram: Some(crate::stats::encode(&resync.total())),
         messages_during_storm: messages,
     };
     let send_s = t0.elapsed().as_secs_f64();
@@ -117,7 +118,11 @@ pub async fn run(ctx: &Arc<Ctx>, args: &StormArgs, room: u64) -> Result<Outcome,
         handshakes_measured: Some(ctx.stats.reconnects.get()),
         capped,
         opened,
-        sending: Some((0.0, send_s)),
+        sending: Some(Sending {
+            rate: 0.0,
+            send_s,
+            scheduled: messages,
+        }),
         audit: Some(audit),
         cpu: Some(cpu),
         unrecovered: all - resynced,
