@@ -96,28 +96,29 @@ impl Session {
         }
     }
 
-    /// Type 5: a read receipt. The peer of a private conversation and my other devices learn
-    /// of it (2301).
+    /// Type 5: a read receipt. The peer of a private conversation, every member of a group
+    /// of at most `chat.group_receipts_max_members`, and my other devices learn of it (2301).
     pub(super) async fn read(&self, id: Uuid) {
         match self.state.store.mark_read(self.user, id).await {
             Ok(ReadOutcome::Applied(target)) => {
                 self.outbox.reply(server::read_applied(id));
                 let frame = server::read_by(self.user, id, &target);
-                if let Target::User(peer) = target {
-                    let _ = self
-                        .state
-                        .bus
-                        .publish(&Topic::User(peer), Envelope::deliver(None, &frame))
-                        .await;
+                let mine = Envelope::deliver(Some(self.conn), &frame);
+                let bus = &self.state.bus;
+                match &target {
+                    Target::User(peer) => {
+                        let theirs = Envelope::deliver(None, &frame);
+                        let _ = bus.publish(&Topic::User(*peer), theirs).await;
+                        let _ = bus.publish(&Topic::User(self.user), mine).await;
+                    }
+                    // The group's topic reaches my other devices too.
+                    Target::Group(group) if self.live_group_receipts(group).await => {
+                        let _ = bus.publish(&Topic::Group(group.clone()), mine).await;
+                    }
+                    Target::Group(_) => {
+                        let _ = bus.publish(&Topic::User(self.user), mine).await;
+                    }
                 }
-                let _ = self
-                    .state
-                    .bus
-                    .publish(
-                        &Topic::User(self.user),
-                        Envelope::deliver(Some(self.conn), &frame),
-                    )
-                    .await;
             }
             Ok(ReadOutcome::NotFound) => {
                 self.refuse(codes::NOT_FOUND, &format!("no such message {id}"), None)
@@ -128,6 +129,15 @@ impl Session {
                 None,
             ),
             Err(e) => self.read_failed(e),
+        }
+    }
+
+    /// Whether `group` is small enough for live read receipts to every member.
+    async fn live_group_receipts(&self, group: &GroupId) -> bool {
+        let most = self.state.settings.chat.group_receipts_max_members;
+        match self.state.store.group(group).await {
+            Ok(Some(g)) => g.member_count <= most,
+            _ => false,
         }
     }
 

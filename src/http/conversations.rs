@@ -48,5 +48,7 @@ async fn list(
         (true, Some(last)) => last.activity.to_string(),
         _ => String::new(),
     };
-    Ok(Json(json!({"conversations": conversations, "next_cursor": next})))
+    Ok(Json(
+        json!({"conversations": conversations, "next_cursor": next}),
+    ))
 }

@@ -256,8 +256,6 @@ fn no_such_group(id: &str) -> ApiError {
     ApiError::NotFound(format!("no such group {id}"))
 }
 
-/// Tells every node about a membership change. The store already holds it: a node that
-/// misses this announcement picks the change up on the user's next connection.
 /// How long a membership change that could not be announced is retried.
 const ANNOUNCE_RETRY: Duration = Duration::from_secs(60);
 /// Announcements being retried at once, at most (beyond, they are dropped: the nodes

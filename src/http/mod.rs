@@ -7,6 +7,7 @@ mod dev;
 mod error;
 mod groups;
 mod health;
+mod receipts;
 mod serve;
 mod social;
 mod upgrade;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(upgrade::ws_handler))
         .merge(groups::router())
         .merge(conversations::router())
+        .merge(receipts::router())
         .merge(social::router())
         .merge(health::router())
         .merge(dev::router());

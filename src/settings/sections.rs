@@ -301,6 +301,10 @@ pub struct ChatSettings {
     /// again, never fewer. Default `1s`.
     #[serde(with = "humantime_serde")]
     pub confirm_interval: Duration,
+    /// Groups of at most this many members get live read receipts (2301 to every member's
+    /// devices); larger groups keep only the per-member read positions, which
+    /// `GET /api/groups/{id}/messages/{message_id}/reads` pages through. Default 100.
+    pub group_receipts_max_members: u64,
 }
 
 impl Default for ChatSettings {
@@ -309,6 +313,7 @@ impl Default for ChatSettings {
             catchup_overlap: Duration::from_secs(5),
             max_device_positions: 32,
             confirm_interval: Duration::from_secs(1),
+            group_receipts_max_members: 100,
         }
     }
 }

@@ -139,6 +139,20 @@ pub struct LastMessage {
     pub ts: i64,
 }
 
+/// Who of a group has read one of its messages: a page of readers (ascending ids, the
+/// sender excluded) and the counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupReads {
+    pub message_id: Uuid,
+    pub readers: Vec<UserId>,
+    /// Members other than the sender whose read marker is at or past the message.
+    pub read_count: u64,
+    /// Members other than the sender.
+    pub member_count: u64,
+    /// Pass as `after` for the next page; `null` on the last.
+    pub next_after: Option<UserId>,
+}
+
 /// Unread counts stop at this many (a client shows "999+").
 pub const UNREAD_CAP: u32 = 999;
 
@@ -225,6 +239,16 @@ pub trait Store: Send + Sync + 'static {
         before: Cursor,
         limit: u32,
     ) -> Result<Page, StoreError>;
+    /// Who of `group` has read its message `id` (members past it, the sender excluded):
+    /// readers with ids above `after`, at most `limit`. `None` when `id` is not a message of
+    /// the group.
+    async fn group_reads(
+        &self,
+        group: &str,
+        id: Uuid,
+        after: UserId,
+        limit: u32,
+    ) -> Result<Option<GroupReads>, StoreError>;
     /// Marks message `id` and everything older in its conversation read for `user`.
     async fn mark_read(&self, user: UserId, id: Uuid) -> Result<ReadOutcome, StoreError>;
 

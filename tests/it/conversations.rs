@@ -121,7 +121,11 @@ async fn a_new_membership_moves_the_group_and_is_pushed(backend: Backend) {
     // A group without messages sits at the time Bob joined it: above the older message.
     let group = app.create_group(3, &[]).await;
     let (status, _) = app
-        .post(&format!("/api/groups/{group}/members"), 3, json!({"user_id": 2}))
+        .post(
+            &format!("/api/groups/{group}/members"),
+            3,
+            json!({"user_id": 2}),
+        )
         .await;
     assert_eq!(status, 201);
     let update = bob.expect(2800).await;
@@ -132,7 +136,9 @@ async fn a_new_membership_moves_the_group_and_is_pushed(backend: Backend) {
     assert_eq!(body["conversations"][0]["last_message"], Value::Null);
     assert_eq!(body["conversations"][0]["unread"], 0);
     // Leaving removes it and is pushed too.
-    let (status, _) = app.delete(&format!("/api/groups/{group}/members/2"), 2).await;
+    let (status, _) = app
+        .delete(&format!("/api/groups/{group}/members/2"), 2)
+        .await;
     assert_eq!(status, 204);
     assert_eq!(bob.expect(2800).await["change"], "left");
     assert_eq!(entries(&list(&app, 2, "").await), ["u1"]);

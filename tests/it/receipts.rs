@@ -163,7 +163,99 @@ async fn group_receipt_by_a_non_member_is_refused(backend: Backend) {
     assert_eq!(ids(&unread), vec![g["id"].clone()]);
 }
 
+async fn group_reads_reach_every_member_of_a_small_group(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let group = app.create_group(1, &[2, 3]).await;
+    let mut alice = Client::connect(&app, 1).await;
+    let mut carol = Client::connect(&app, 3).await;
+    let g1 = alice.group_stored(&group, "g1").await;
+    carol.expect(2000).await;
+    let mut bob = Client::connect(&app, 2).await;
+    let mut bobs_tablet = Client::connect(&app, 2).await;
+    assert_eq!(bob.read(&g1["id"]).await["code"], 2300);
+    for member in [&mut alice, &mut carol, &mut bobs_tablet] {
+        let told = member.expect(2301).await;
+        assert_eq!(told["reader_id"], 2, "{told}");
+        assert_eq!(told["id"], g1["id"], "{told}");
+        assert_eq!(told["group_id"], group.as_str(), "{told}");
+    }
+    bob.expect_nothing_pending().await;
+}
+
+async fn large_groups_keep_only_read_positions(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.chat.group_receipts_max_members = 2).await;
+    let group = app.create_group(1, &[2, 3]).await;
+    let mut alice = Client::connect(&app, 1).await;
+    let g1 = alice.group_stored(&group, "g1").await;
+    let mut bob = Client::connect(&app, 2).await;
+    let mut bobs_tablet = Client::connect(&app, 2).await;
+    assert_eq!(bob.read(&g1["id"]).await["code"], 2300);
+    // Three members: only Bob's own devices are told; Alice can look it up.
+    assert_eq!(bobs_tablet.expect(2301).await["reader_id"], 2);
+    alice.expect_nothing_pending().await;
+    let (status, body) = app
+        .get(
+            &format!(
+                "/api/groups/{group}/messages/{}/reads",
+                g1["id"].as_str().unwrap()
+            ),
+            1,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["readers"], json!([2]));
+    assert_eq!(body["read_count"], 1);
+    assert_eq!(body["member_count"], 2);
+}
+
+async fn read_by_pages_members_past_the_message(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let group = app.create_group(1, &[2, 3, 4, 5]).await;
+    let mut alice = Client::connect(&app, 1).await;
+    let g1 = alice.group_stored(&group, "g1").await;
+    let g2 = alice.group_stored(&group, "g2").await;
+    for reader in [2, 4, 5] {
+        let mut member = Client::connect(&app, reader).await;
+        // 5 reads only up to g1.
+        let id = if reader == 5 { &g1["id"] } else { &g2["id"] };
+        assert_eq!(member.read(id).await["code"], 2300);
+    }
+    let path = |id: &Value, query: &str| {
+        format!(
+            "/api/groups/{group}/messages/{}/reads{query}",
+            id.as_str().unwrap()
+        )
+    };
+    let (status, body) = app.get(&path(&g2["id"], "?limit=1"), 3).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["readers"], json!([2]));
+    assert_eq!(body["read_count"], 2);
+    assert_eq!(body["member_count"], 4);
+    assert_eq!(body["next_after"], 2);
+    let (_, body) = app.get(&path(&g2["id"], "?limit=1&after=2"), 3).await;
+    assert_eq!(body["readers"], json!([4]));
+    assert_eq!(body["next_after"], Value::Null);
+    let (_, body) = app.get(&path(&g1["id"], ""), 3).await;
+    assert_eq!(body["readers"], json!([2, 4, 5]));
+    // Members only; the message must be the group's; ids are checked.
+    assert_eq!(app.get(&path(&g1["id"], ""), 9).await.0, 403);
+    let other = app.create_group(9, &[]).await;
+    let stray = format!(
+        "/api/groups/{other}/messages/{}/reads",
+        g1["id"].as_str().unwrap()
+    );
+    assert_eq!(app.get(&stray, 9).await.0, 404);
+    let (status, body) = app
+        .get(&format!("/api/groups/{group}/messages/nope/reads"), 1)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(app.get(&path(&g1["id"], "?limit=0"), 1).await.0, 400);
+}
+
 on_both_backends!(
+    group_reads_reach_every_member_of_a_small_group,
+    large_groups_keep_only_read_positions,
+    read_by_pages_members_past_the_message,
     receipt_reads_that_message_and_older_not_newer,
     receipt_is_per_conversation,
     receipt_on_a_live_push,

@@ -11,7 +11,7 @@ use crate::support::{Backend, Client, TestApp, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_moved_to_another_shard_is_subscribed_there_and_clients_resync() {
-    let redis = RedisCluster::start(3);
+    let redis = tokio::task::block_in_place(|| RedisCluster::start(3));
     let url = redis.url();
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.bus.url = url.parse().unwrap();

@@ -23,6 +23,9 @@ pub struct Incoming<'a> {
     /// Where the next unread page starts; empty at the end (2200).
     #[serde(borrow, default)]
     pub next_cursor: Option<Cow<'a, str>>,
+    /// The newest message of an unread page, to confirm (2200).
+    #[serde(borrow, default)]
+    pub last_id: Option<Cow<'a, str>>,
     /// Why (1001, 4xxx, 5000).
     #[serde(borrow, default)]
     pub reason: Option<Cow<'a, str>>,
@@ -38,6 +41,12 @@ impl<'a> Incoming<'a> {
 /// Client frame type 2: the next page of unread messages, as large as the server allows.
 pub fn sync() -> String {
     format!(r#"{{"type":2,"limit":{}}}"#, UNREAD_LIMIT.1)
+}
+
+/// Client frame type 9: this device holds what it was owed up to `id` (per-device catch-up:
+/// its next connection's syncs start after it).
+pub fn confirm(id: &str) -> String {
+    format!(r#"{{"type":9,"content":"{id}"}}"#)
 }
 
 /// Client frame type 5: `id` and everything older in its conversation become read.

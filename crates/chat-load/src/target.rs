@@ -207,19 +207,25 @@ impl Dialer {
     }
 
     /// Connects with `token` and reads the 1000 frame; the socket, ready for traffic.
-    pub async fn dial(&self, token: &str) -> Result<Dialed, DialError> {
+    /// `device` names the connection's device (`?device_id=`).
+    pub async fn dial(&self, token: &str, device: &str) -> Result<Dialed, DialError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let target = &self.targets[n % self.targets.len()];
         let source = (!self.sources.is_empty())
             .then(|| self.sources[(n / self.targets.len()) % self.sources.len()]);
-        match tokio::time::timeout(self.timeout, open(target, source, token)).await {
+        match tokio::time::timeout(self.timeout, open(target, source, token, device)).await {
             Ok(result) => result,
             Err(_) => Err(DialError::Timeout),
         }
     }
 }
 
-async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Dialed, DialError> {
+async fn open(
+    target: &Target,
+    source: Option<IpAddr>,
+    token: &str,
+    device: &str,
+) -> Result<Dialed, DialError> {
     let socket = match target.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
@@ -243,8 +249,10 @@ async fn open(target: &Target, source: Option<IpAddr>, token: &str) -> Result<Di
     let mut stream = Stream::open(stream, target.tls.as_ref())
         .await
         .map_err(|e| DialError::Handshake(format!("TLS: {e}")))?;
-    let (request, key) = upgrade::upgrade_request(&target.path, &target.authority, token)
-        .map_err(DialError::Handshake)?;
+    let separator = if target.path.contains('?') { '&' } else { '?' };
+    let path = format!("{}{separator}device_id={device}", target.path);
+    let (request, key) =
+        upgrade::upgrade_request(&path, &target.authority, token).map_err(DialError::Handshake)?;
     stream
         .write_all(request.as_bytes())
         .await

@@ -296,7 +296,9 @@ fn id_list(messages: &[&Message]) -> String {
 /// each private conversation, and each group's newest message.
 fn push_activity<D: Dialect>(sql: &mut String, accepted: &[&Message], ids: &str) {
     let private = accepted.iter().any(|m| matches!(m.target, Target::User(_)));
-    let group = accepted.iter().any(|m| matches!(m.target, Target::Group(_)));
+    let group = accepted
+        .iter()
+        .any(|m| matches!(m.target, Target::Group(_)));
     let preview = D::PREVIEW;
     let newest_wins = D::NEWEST_WINS;
     if private {

@@ -107,7 +107,11 @@ where
     /// Fills in the unread counts and read positions of `list`, in one request: per private
     /// conversation three index lookups on `ix_unread_from`, per group a count on
     /// `ix_group` from the member's read marker. Counts stop at `UNREAD_CAP`.
-    async fn read_state_of(&self, user: UserId, list: &mut [Conversation]) -> Result<(), StoreError> {
+    async fn read_state_of(
+        &self,
+        user: UserId,
+        list: &mut [Conversation],
+    ) -> Result<(), StoreError> {
         if list.is_empty() {
             return Ok(());
         }
@@ -135,10 +139,7 @@ where
                     D::text_literal(&mut sql, group);
                     sql.push_str(" AND id > ");
                     push_id(&mut sql, &c.read_upto.unwrap_or_default());
-                    let _ = write!(
-                        sql,
-                        " AND sender_id <> {user} LIMIT {cap}) u), NULL, NULL"
-                    );
+                    let _ = write!(sql, " AND sender_id <> {user} LIMIT {cap}) u), NULL, NULL");
                 }
                 (None, None) => {}
             }

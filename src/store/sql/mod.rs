@@ -28,7 +28,10 @@ use crate::ids::{GroupId, UserId};
 use crate::message::Message;
 use crate::protocol::Cursor;
 use crate::settings::StorageSettings;
-use crate::store::{Conversation, Group, InsertOutcome, NewGroup, Page, ReadOutcome, Role, Store, StoreError};
+use crate::store::{
+    Conversation, Group, GroupReads, InsertOutcome, NewGroup, Page, ReadOutcome, Role, Store,
+    StoreError,
+};
 use rows::retrying;
 
 /// The store on MySQL or MariaDB; migrations in migrations/mysql.
@@ -121,6 +124,16 @@ where
         limit: u32,
     ) -> Result<Page, StoreError> {
         SqlStore::unread(self, user, after, limit).await
+    }
+
+    async fn group_reads(
+        &self,
+        group: &str,
+        id: Uuid,
+        after: UserId,
+        limit: u32,
+    ) -> Result<Option<GroupReads>, StoreError> {
+        SqlStore::group_reads(self, group, id, after, limit).await
     }
 
     async fn conversations(

@@ -2,7 +2,7 @@
 //! carries its own `is_read`; a group member has read everything up to the `last_read`
 //! marker of their membership. Only a read receipt moves either.
 
-use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
 use super::dialect::Value;
@@ -11,7 +11,7 @@ use super::rows::{MESSAGE_COLUMNS, message_from_row, messages_from_rows, page, r
 use super::{Dialect, SqlStore};
 use crate::ids::UserId;
 use crate::message::Target;
-use crate::store::{Page, ReadOutcome, Role, StoreError};
+use crate::store::{GroupReads, Page, ReadOutcome, Role, StoreError};
 
 impl<D: Dialect> SqlStore<D>
 where
@@ -65,6 +65,62 @@ where
         let mut rows = messages_from_rows(&rows)?;
         rows.sort_by_key(|m| m.id);
         Ok(page(rows, limit))
+    }
+
+    /// See `Store::group_reads`: the readers come from the members' read markers
+    /// (`group_members.last_read`), never from rows per message.
+    pub(super) async fn group_reads(
+        &self,
+        group: &str,
+        id: Uuid,
+        after: UserId,
+        limit: u32,
+    ) -> Result<Option<GroupReads>, StoreError> {
+        let Some(sender) =
+            sqlx::query("SELECT sender_id FROM messages WHERE id = ? AND group_id = ?")
+                .bind(id)
+                .bind(group)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let sender: i64 = sender.try_get(0)?;
+        let counts = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_read >= ? THEN 1 ELSE 0 END), 0) \
+             FROM group_members WHERE group_id = ? AND user_id <> ?",
+        )
+        .bind(id)
+        .bind(group)
+        .bind(sender)
+        .fetch_one(&self.pool)
+        .await?;
+        let member_count: i64 = counts.try_get(0)?;
+        let read_count: i64 = counts.try_get(1)?;
+        let rows = sqlx::query(
+            "SELECT user_id FROM group_members WHERE group_id = ? AND user_id <> ? \
+             AND last_read >= ? AND user_id > ? ORDER BY user_id LIMIT ?",
+        )
+        .bind(group)
+        .bind(sender)
+        .bind(id)
+        .bind(after)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut readers = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = readers.len() > limit as usize;
+        readers.truncate(limit as usize);
+        Ok(Some(GroupReads {
+            message_id: id,
+            next_after: if more { readers.last().copied() } else { None },
+            readers,
+            read_count: read_count.max(0) as u64,
+            member_count: member_count.max(0) as u64,
+        }))
     }
 
     /// One attempt of `mark_read`.

@@ -9,7 +9,7 @@ use chat_gateway::protocol::codes;
 use super::{MESSAGE_RETRIES, RETRY_DELAY, User};
 use crate::context::Ctx;
 use crate::ledger::Receipt;
-use crate::protocol::{Incoming, MsgKey, sync};
+use crate::protocol::{Incoming, MsgKey, confirm, sync};
 use crate::stats::lock;
 
 /// Accounts for one server frame.
@@ -24,9 +24,11 @@ pub(super) fn handle(ctx: &Ctx, user: &Arc<User>, text: &str) {
         codes::STORED_DELIVERED | codes::STORED_OFFLINE => acknowledged(ctx, user, &frame),
         codes::PAGE_END => match frame.next_cursor.as_deref() {
             Some(next) if !next.is_empty() => {
+                confirm_page(user, &frame);
                 user.send(sync());
             }
             _ => {
+                confirm_page(user, &frame);
                 stats.syncs.inc();
                 user.syncing.store(false, Ordering::Relaxed);
                 user.synced.notify_waiters();
@@ -40,9 +42,23 @@ pub(super) fn handle(ctx: &Ctx, user: &Arc<User>, text: &str) {
             stats.sync_needed.inc();
             user.start_sync();
         }
-        codes::CONNECTED | codes::PONG | codes::READ_BY_PEER => {}
+        codes::CONNECTED
+        | codes::PONG
+        | codes::READ_BY_PEER
+        | codes::DELIVERY_CONFIRMED
+        | codes::CONVERSATION_UPDATE => {}
         code if code >= codes::BAD_FRAME => refused(ctx, user, &frame),
         _ => stats.bad_frames.inc(),
+    }
+}
+
+/// Confirms an unread page the device now holds (type 9), as a per-device client does: its
+/// next connection catches up after it.
+fn confirm_page(user: &User, frame: &Incoming<'_>) {
+    if let Some(last) = frame.last_id.as_deref()
+        && !last.is_empty()
+    {
+        user.send(confirm(last));
     }
 }
 

@@ -103,7 +103,9 @@ impl User {
     async fn connect_here(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<(), String> {
         let token = ctx.tokens.mint(self.id);
         let started = Instant::now();
-        let ws = match ctx.dialer.dial(&token).await {
+        // Each simulated user is one device, with its own catch-up (docs/protocol.md).
+        let device = format!("load-{}", self.id);
+        let ws = match ctx.dialer.dial(&token, &device).await {
             Ok(ws) => ws,
             Err(e) => {
                 let cause = DialError::cause(&e);
