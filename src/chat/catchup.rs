@@ -1,23 +1,35 @@
 //! Per-device catch-up: where a connection's unread syncs have got to, and up to which
 //! message its device confirmed receiving what it was owed.
 //!
+//! Ids are made by the storing node before its batch commits, so a message can become
+//! visible after another with a higher id was already sent (another node's batch committed
+//! first, or its clock runs ahead). Every sync therefore reads again from
+//! `chat.catchup_overlap` before the newest id the connection has sent, leaving out the ids
+//! it sent in that window: a message stored late is sent by the next sync, never skipped.
+//!
 //! A message is owed to a device while it is unread by the user and newer than the device's
 //! confirmed position (docs/protocol.md, "Catch-up"). Syncs read and never write: repeated
 //! syncs on one connection page forward from where the last one ended, and a new connection
 //! of the device starts again from its confirmed position (less `chat.catchup_overlap`), so
 //! a page whose reply was lost comes back. A confirmation (type 9) counts only as far as the
-//! connection can vouch for: the pages its syncs sent, and, once a sync has reached the end
-//! with no 1002 since, whatever it received live. Positions are written at most once per
+//! connection's syncs have sent: never past a message the device may not have (a live push
+//! is at most once, and a sender whose publish failed tells no other node). Positions are
+//! written at most once per
 //! `chat.confirm_interval` and when the connection ends: a position lost with its node only
 //! makes the device receive messages again.
 
 use parking_lot::Mutex;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::ids::{DeviceId, UserId};
 use crate::store::{Store, StoreError};
+
+/// Ids a connection remembers having sent within the overlap window; past this many (a flood
+/// of unread messages), the oldest are forgotten and may be sent again (repeats, not gaps).
+const RECENT_MAX: usize = 4096;
 
 /// How long the end of a connection may spend writing its device's position.
 const LAST_WRITE: Duration = Duration::from_secs(2);
@@ -36,11 +48,12 @@ pub(crate) struct CatchUp {
 
 #[derive(Default)]
 struct Progress {
-    /// Where this connection's next sync starts (exclusive); `None` until the first sync
-    /// has loaded the device's position, `Some(None)` from the oldest unread message.
-    after: Option<Option<Uuid>>,
-    /// The hub's resync count when a sync of this connection last reached the end.
-    caught_up: Option<u64>,
+    /// The newest id this connection's syncs sent (or, before the first page, the device's
+    /// confirmed position); `None` until the first sync loads it, `Some(None)` from the
+    /// oldest unread message.
+    cursor: Option<Option<Uuid>>,
+    /// The ids this connection's syncs sent within the overlap before `cursor`.
+    recent: BTreeSet<Uuid>,
     /// The highest position this connection's confirmations reached…
     confirmed: Option<Uuid>,
     /// …and the highest written to the store.
@@ -83,45 +96,50 @@ impl CatchUp {
         self.device.as_ref()
     }
 
-    /// Where the next sync starts: loaded from the device's position (less `overlap`) on the
-    /// first sync of the connection.
-    pub(crate) async fn sync_start(&self, overlap: Duration) -> Result<Option<Uuid>, StoreError> {
-        if let Some(after) = self.progress.lock().after {
-            return Ok(after);
-        }
-        let after = match &self.device {
-            Some(device) => self
-                .store
-                .device_position(self.user, device)
-                .await?
-                .map(|position| overlap_floor(position, overlap)),
-            None => None,
+    /// Where the next sync reads from (exclusive: `overlap` before the cursor, which the
+    /// first sync loads from the device's position) and the ids to leave out (sent already).
+    pub(crate) async fn sync_start(
+        &self,
+        overlap: Duration,
+    ) -> Result<(Option<Uuid>, Vec<Uuid>), StoreError> {
+        let loaded = self.progress.lock().cursor;
+        let cursor = match loaded {
+            Some(cursor) => cursor,
+            None => {
+                let position = match &self.device {
+                    Some(device) => self.store.device_position(self.user, device).await?,
+                    None => None,
+                };
+                *self.progress.lock().cursor.get_or_insert(position)
+            }
         };
-        let mut progress = self.progress.lock();
-        Ok(*progress.after.get_or_insert(after))
+        let floor = cursor.map(|c| overlap_floor(c, overlap));
+        let recent = self.progress.lock().recent.iter().copied().collect();
+        Ok((floor, recent))
     }
 
-    /// A sync page went out: the next starts after `last`; `ended` (nothing more owed) at
-    /// resync count `epoch` makes the connection caught up.
-    pub(crate) fn page_sent(&self, last: Option<Uuid>, ended: bool, epoch: u64) {
+    /// A sync page sent `ids`: the cursor moves to the newest, and the ids within `overlap`
+    /// of it are remembered.
+    pub(crate) fn page_sent(&self, ids: &[Uuid], overlap: Duration) {
         let mut progress = self.progress.lock();
-        if let Some(last) = last {
-            progress.after = Some(Some(last));
+        let newest = ids.iter().max().copied();
+        let cursor = progress.cursor.flatten().max(newest);
+        progress.cursor = Some(cursor);
+        progress.recent.extend(ids.iter().copied());
+        if let Some(cursor) = cursor {
+            let floor = overlap_floor(cursor, overlap);
+            progress.recent = progress.recent.split_off(&floor);
         }
-        if ended {
-            progress.caught_up = Some(epoch);
+        while progress.recent.len() > RECENT_MAX {
+            progress.recent.pop_first();
         }
     }
 
-    /// Takes a confirmation of `id` at resync count `epoch`, counting it only as far as the
-    /// connection can vouch for.
-    pub(crate) fn confirm(&self, id: Uuid, epoch: u64) -> Confirmed {
+    /// Takes a confirmation of `id`, counting it only as far as this connection's syncs have
+    /// sent.
+    pub(crate) fn confirm(&self, id: Uuid) -> Confirmed {
         let mut progress = self.progress.lock();
-        let vouched = if progress.caught_up == Some(epoch) {
-            Some(id)
-        } else {
-            progress.after.flatten().map(|after| after.min(id))
-        };
+        let vouched = progress.cursor.flatten().map(|cursor| cursor.min(id));
         if vouched > progress.confirmed {
             progress.confirmed = vouched;
         }

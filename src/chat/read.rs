@@ -16,14 +16,16 @@ impl Session {
     /// from what it confirmed (catchup.rs).
     pub(super) async fn sync_unread(&self, limit: u32) {
         let overlap = self.state.settings.chat.catchup_overlap;
-        let after = match self.catchup.sync_start(overlap).await {
-            Ok(after) => after,
+        let (after, sent) = match self.catchup.sync_start(overlap).await {
+            Ok(start) => start,
             Err(e) => return self.read_failed(e),
         };
-        // The resync count before reading: a 1002 sent after it means this page may lack
-        // what the bus lost, and the connection is not caught up.
-        let epoch = self.state.hub.resyncs();
-        let page = match self.state.store.unread(self.user, after, limit).await {
+        let page = match self
+            .state
+            .store
+            .unread(self.user, after, &sent, limit)
+            .await
+        {
             Ok(page) => page,
             Err(e) => return self.read_failed(e),
         };
@@ -31,7 +33,8 @@ impl Session {
         for message in &page.messages {
             self.outbox.reply(server::message(message, Source::Unread));
         }
-        self.catchup.page_sent(last, !page.more, epoch);
+        let ids: Vec<Uuid> = page.messages.iter().map(|m| m.id).collect();
+        self.catchup.page_sent(&ids, overlap);
         self.outbox.reply(server::unread_page_end(
             page.messages.len() as u32,
             page.more,
@@ -50,7 +53,7 @@ impl Session {
             let reason = "content is a message id from the future";
             return self.refuse(codes::BAD_FRAME, reason, None);
         }
-        let confirmed = self.catchup.confirm(id, self.state.hub.resyncs());
+        let confirmed = self.catchup.confirm(id);
         if confirmed.write_now
             && let Err(e) = self.catchup.write().await
         {

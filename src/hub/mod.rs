@@ -23,7 +23,7 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -90,8 +90,6 @@ pub struct Hub {
     me: Weak<Hub>,
     /// This node's id in the presence handshake (random).
     node: u64,
-    /// Times the bus asked for a resync (1002 to every connection).
-    resyncs: AtomicU64,
     /// Wakes the task that reloads memberships after a resync, once one is attached
     /// (`resynced`); without it, a resync sends 1002 at once.
     reload: Notify,
@@ -132,7 +130,6 @@ impl Hub {
             delayed,
             me: me.clone(),
             node: rand::random(),
-            resyncs: AtomicU64::new(0),
             reload: Notify::new(),
             reloader: AtomicBool::new(false),
         });
@@ -180,12 +177,6 @@ impl Hub {
     /// Whether `user` has a connection on this node.
     pub fn is_local(&self, user: UserId) -> bool {
         self.state.read().users.contains_key(&user)
-    }
-
-    /// How many times the bus link was restored (each sent 1002 to every connection): a
-    /// connection's catch-up compares it before and after.
-    pub fn resyncs(&self) -> u64 {
-        self.resyncs.load(Ordering::Acquire)
     }
 
     /// Waits for the next resync, for the one task that reloads memberships then and sends
@@ -331,7 +322,6 @@ impl Inbound for Hub {
     }
 
     fn resync(&self) {
-        self.resyncs.fetch_add(1, Ordering::AcqRel);
         self.metrics.resyncs.inc();
         let mut state = self.state.write();
         for local in state.users.values_mut() {

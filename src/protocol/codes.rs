@@ -29,7 +29,7 @@ pub const READ_APPLIED: u16 = 2300;
 pub const READ_BY_PEER: u16 = 2301;
 
 /// A delivery confirmation (type 9) was taken: `position` is where the device's catch-up
-/// now starts.
+/// now starts (never past what this connection's syncs sent).
 pub const DELIVERY_CONFIRMED: u16 = 2500;
 
 /// The user's conversation list changed in a way no message frame shows: a group membership

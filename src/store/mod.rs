@@ -204,11 +204,13 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_undelivered(&self, ids: &[Uuid]) -> Result<(), StoreError>;
 
     /// The oldest `limit` messages unread by `user` (private and group) with ids above
-    /// `after`, oldest first. Changes nothing: only `mark_read` makes messages read.
+    /// `after`, except those in `sent`, oldest first. Changes nothing: only `mark_read`
+    /// makes messages read.
     async fn unread(
         &self,
         user: UserId,
         after: Option<Uuid>,
+        sent: &[Uuid],
         limit: u32,
     ) -> Result<Page, StoreError>;
     /// The id up to which `device` of `user` confirmed receiving what it was owed; `None`

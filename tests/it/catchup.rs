@@ -166,7 +166,7 @@ async fn a_read_clears_the_catchup_of_every_device(backend: Backend) {
     assert_eq!(contents(&tablet.sync_all(100).await), ["m3"]);
 }
 
-async fn a_confirmation_counts_only_as_far_as_the_connection_caught_up(backend: Backend) {
+async fn a_confirmation_counts_only_as_far_as_the_connections_syncs_sent(backend: Backend) {
     let app = exact(backend).await;
     let mut alice = Client::connect(&app, 1).await;
     alice.stored(2, "m1").await;
@@ -174,8 +174,8 @@ async fn a_confirmation_counts_only_as_far_as_the_connection_caught_up(backend: 
     let mut phone = Client::connect_device(&app, 2, "phone").await;
     alice.stored(2, "m3").await;
     let live = phone.expect(2000).await;
-    // The phone confirms a live message without having caught up: m1 and m2 were never
-    // sent to this connection, so the position does not move.
+    // The phone confirms a live message without having synced: m1 and m2 were never sent
+    // to this connection, so the position does not move.
     let answer = phone.confirm(&live["id"]).await;
     assert_eq!(answer["code"], 2500, "{answer}");
     assert_eq!(answer["position"], "", "{answer}");
@@ -187,9 +187,15 @@ async fn a_confirmation_counts_only_as_far_as_the_connection_caught_up(backend: 
     phone.close().await;
     let mut phone = Client::connect_device(&app, 2, "phone").await;
     assert_eq!(contents(&phone.sync_all(100).await), ["m2", "m3"]);
-    // Caught up, a live message's confirmation counts in full.
+    // Even caught up, a live message counts only once a sync has sent it: a live push is
+    // at most once, so the connection cannot vouch for what came before it.
     let last = alice.stored(2, "m4").await;
     phone.expect(2000).await;
+    let answer = phone.confirm(&last["id"]).await;
+    assert_ne!(answer["position"], last["id"], "{answer}");
+    let (page, end) = phone.sync().await;
+    assert_eq!(contents(&page), ["m4"]);
+    assert_eq!(end["last_id"], last["id"]);
     let answer = phone.confirm(&last["id"]).await;
     assert_eq!(answer["position"], last["id"], "{answer}");
     phone.close().await;
@@ -282,13 +288,42 @@ async fn confirmations_are_checked(backend: Backend) {
     );
 }
 
+/// A message that becomes visible after a newer one was sent (its node's batch committed
+/// later, or its clock lags) is sent by the next sync of the same connection.
+async fn a_message_stored_late_with_an_older_id_is_not_skipped(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut alice = Client::connect(&app, 1).await;
+    let first = alice.stored(2, "m1").await;
+    let mut phone = Client::connect_device(&app, 2, "phone").await;
+    assert_eq!(contents(&phone.sync_all(100).await), ["m1"]);
+    // Stored now, with an id 2 ms older than m1's.
+    let m1 = uuid::Uuid::parse_str(first["id"].as_str().unwrap()).unwrap();
+    let mut bytes = *m1.as_bytes();
+    let millis = u64::from_be_bytes([
+        0, 0, bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5],
+    ]) - 2;
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    let late = uuid::Uuid::from_bytes(bytes);
+    app.sql(&format!(
+        "INSERT INTO messages (id, sender_id, recipient_id, peer_lo, peer_hi, content, ts, is_read, delivered) \
+         VALUES (X'{}', 1, 2, 1, 2, 'late', {millis}, 0, 1)",
+        late.simple()
+    ))
+    .await;
+    let again = phone.sync_all(100).await;
+    assert_eq!(contents(&again), ["late"], "sent once, m1 not again");
+    let (none, _) = phone.sync().await;
+    assert!(none.is_empty(), "{none:?}");
+}
+
 on_both_backends!(
+    a_message_stored_late_with_an_older_id_is_not_skipped,
     a_sync_whose_reply_was_lost_comes_back,
     a_reply_lost_in_a_full_outbound_queue_comes_back,
     one_devices_sync_leaves_the_other_devices_owed,
     repeated_syncs_on_one_connection_page_forward,
     a_read_clears_the_catchup_of_every_device,
-    a_confirmation_counts_only_as_far_as_the_connection_caught_up,
+    a_confirmation_counts_only_as_far_as_the_connections_syncs_sent,
     the_overlap_repeats_what_was_confirmed_just_before,
     device_positions_are_bounded_per_user,
     confirmations_are_checked,

@@ -121,9 +121,10 @@ where
         &self,
         user: UserId,
         after: Option<Uuid>,
+        sent: &[Uuid],
         limit: u32,
     ) -> Result<Page, StoreError> {
-        SqlStore::unread(self, user, after, limit).await
+        SqlStore::unread(self, user, after, sent, limit).await
     }
 
     async fn group_reads(

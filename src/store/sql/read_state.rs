@@ -6,7 +6,7 @@ use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
 use super::dialect::Value;
-use super::literals::push_id;
+use super::literals::{push_id, push_ids};
 use super::rows::{MESSAGE_COLUMNS, message_from_row, messages_from_rows, page, retrying};
 use super::{Dialect, SqlStore};
 use crate::ids::UserId;
@@ -32,13 +32,14 @@ where
         retrying(|| self.mark_read_once(user, id)).await
     }
 
-    /// The oldest `limit` messages unread by `user` with ids above `after`, private and group
-    /// merged, oldest first. Both lookups go in one request (integers and ids written as
+    /// The oldest `limit` messages unread by `user` with ids above `after` and not in `sent`,
+    /// private and group merged, oldest first. Both lookups go in one request (integers and ids written as
     /// literals). Reading changes nothing: only a read receipt makes a message read.
     pub(super) async fn unread(
         &self,
         user: UserId,
         after: Option<Uuid>,
+        sent: &[Uuid],
         limit: u32,
     ) -> Result<Page, StoreError> {
         let fetch = i64::from(limit) + 1;
@@ -53,6 +54,14 @@ where
             push_id(&mut private_after, after);
             group_after.push_str(" AND m.id > ");
             push_id(&mut group_after, after);
+        }
+        if !sent.is_empty() {
+            private_after.push_str(" AND id NOT IN (");
+            push_ids(&mut private_after, sent);
+            private_after.push(')');
+            group_after.push_str(" AND m.id NOT IN (");
+            push_ids(&mut group_after, sent);
+            group_after.push(')');
         }
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = {user} AND is_read = 0{private_after} ORDER BY id LIMIT {fetch};\
@@ -87,7 +96,7 @@ where
         };
         let sender: i64 = sender.try_get(0)?;
         let counts = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_read >= ? THEN 1 ELSE 0 END), 0) \
+            "SELECT COUNT(*), COUNT(CASE WHEN last_read >= ? THEN 1 END) \
              FROM group_members WHERE group_id = ? AND user_id <> ?",
         )
         .bind(id)

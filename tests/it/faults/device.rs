@@ -1,6 +1,6 @@
 //! One client device of the fault suite, written as a careful app would be: it names its
-//! device, catches up after every connect and every 1002 (type 2 until the end, confirming
-//! each page), confirms live messages every few seconds, sends with a `client_msg_id` and
+//! device, catches up after every connect, every 1002 and every few seconds while live
+//! messages arrive (type 2 until the end, confirming each page), sends with a `client_msg_id` and
 //! retries the same id on 5000, on a silent server and after reconnecting, and reconnects
 //! with jittered backoff through the load balancer. A flaky device drops its connection
 //! right after asking for a catch-up now and then.
@@ -22,7 +22,7 @@ use super::ledger::{Acked, Conversation, Device, Ledger, Target};
 
 /// How long a send may go unanswered on a live connection before it is sent again.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(8);
-/// How often live messages are confirmed.
+/// How often a device that received live messages syncs (and confirms) again.
 const CONFIRM_EVERY: Duration = Duration::from_secs(2);
 
 /// What one device does.
@@ -49,13 +49,15 @@ struct Pending {
 }
 
 /// Runs the device: sends until `sending` is cancelled, then until every send is
-/// acknowledged (or `give_up` is cancelled), then makes a final catch-up on a fresh
-/// connection. Returns how many sends were never acknowledged.
+/// acknowledged (or `give_up` is cancelled), then, once every device is there (`all_sent`:
+/// nothing can be acknowledged any more), makes a final catch-up on a fresh connection.
+/// Returns how many sends were never acknowledged.
 pub async fn run(
     spec: Spec,
     ledger: Arc<Ledger>,
     sending: CancellationToken,
     give_up: CancellationToken,
+    all_sent: Arc<tokio::sync::Barrier>,
 ) -> usize {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
@@ -87,6 +89,10 @@ pub async fn run(
             &give_up,
         )
         .await;
+    }
+    tokio::select! {
+        _ = all_sent.wait() => {}
+        () = give_up.cancelled() => {}
     }
     // The final catch-up, on a fresh connection: everything still owed to this device.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -136,7 +142,7 @@ async fn session(
 ) {
     let mut tick = tokio::time::interval(spec.pace);
     let mut catching_up = false;
-    let mut newest_live: Option<Uuid> = None;
+    let mut live_since_sync = false;
     let mut last_confirm = Instant::now();
     loop {
         if sending.is_cancelled() && pending.is_empty() || give_up.is_cancelled() {
@@ -175,8 +181,8 @@ async fn session(
                         let live = frame["source"] == "live";
                         if let Some((id, sender, conversation)) = message_of(&frame) {
                             ledger.received(&spec.device, id, sender, conversation, live);
-                            if live && !catching_up {
-                                newest_live = newest_live.max(Some(id));
+                            if live {
+                                live_since_sync = true;
                             }
                         }
                     }
@@ -220,7 +226,7 @@ async fn session(
                             p.retry_at = Some(Instant::now() + Duration::from_millis(300));
                         }
                     }
-                    1001 | 1003 | 1004 | 2300 | 2301 | 2400 | 2500 => {}
+                    1001 | 1003 | 1004 | 2300 | 2301 | 2400 | 2500 | 2800 => {}
                     _ => ledger.unexpected(format!("device {:?}: {frame}", spec.device)),
                 }
             }
@@ -256,11 +262,12 @@ async fn session(
                         return;
                     }
                 }
-                if !catching_up && now.duration_since(last_confirm) >= CONFIRM_EVERY {
+                // Live messages are confirmed by syncing again (each page confirms itself).
+                if !catching_up && live_since_sync && now.duration_since(last_confirm) >= CONFIRM_EVERY {
                     last_confirm = now;
-                    if let Some(id) = newest_live.take()
-                        && send(&mut ws, json!({"type": 9, "content": id.to_string()})).await.is_err()
-                    {
+                    live_since_sync = false;
+                    catching_up = true;
+                    if send(&mut ws, json!({"type": 2})).await.is_err() {
                         return;
                     }
                 }

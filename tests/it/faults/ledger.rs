@@ -204,6 +204,7 @@ impl Ledger {
                             report
                                 .lost_examples
                                 .push(format!("{id} ({acked:?}) never reached {device:?}"));
+                            report.lost_pairs.push((*id, device.clone()));
                         }
                     }
                 }
@@ -271,6 +272,8 @@ pub struct Report {
     pub cut_mid_sync: u64,
     pub faults: u64,
     pub lost_examples: Vec<String>,
+    /// (message, device) of the first lost ones, to look them up in the store.
+    pub lost_pairs: Vec<(Uuid, Device)>,
     pub violations: Vec<String>,
 }
 

@@ -86,6 +86,8 @@ async fn run_on(name: &str, faults: &[Fault], sharded: Option<RedisCluster>) {
     let give_up = CancellationToken::new();
     let mut devices = Vec::new();
     let mut tasks = Vec::new();
+    let device_count = USERS.iter().map(|u| if *u <= 2 { 2 } else { 1 }).sum();
+    let all_sent = Arc::new(tokio::sync::Barrier::new(device_count));
     for user in USERS {
         let count = if user <= 2 { 2 } else { 1 };
         for d in 0..count {
@@ -116,6 +118,7 @@ async fn run_on(name: &str, faults: &[Fault], sharded: Option<RedisCluster>) {
                 ledger.clone(),
                 sending.clone(),
                 give_up.clone(),
+                all_sent.clone(),
             )));
         }
     }
@@ -180,6 +183,22 @@ async fn run_on(name: &str, faults: &[Fault], sharded: Option<RedisCluster>) {
     eprintln!("faults::{name}: seed {seed} (mariadbd on {mariadb_port}): {report}");
     for example in &report.lost_examples {
         eprintln!("  lost: {example}");
+    }
+    // What the store says of the first lost ones: read or not, and the device's position.
+    for (id, (user, device)) in report.lost_pairs.iter().take(3) {
+        let read = crate::support::app::query_int(
+            &database,
+            &format!("SELECT is_read FROM messages WHERE id = X'{}'", id.simple()),
+        )
+        .await;
+        let position = crate::support::app::query_string(
+            &database,
+            &format!(
+                "SELECT HEX(confirmed) FROM device_positions WHERE user_id = {user} AND device_id = '{device}'"
+            ),
+        )
+        .await;
+        eprintln!("  store: {id} is_read {read}; {device} of {user} confirmed up to {position}");
     }
     for violation in &report.violations {
         eprintln!("  violation: {violation}");
@@ -277,7 +296,8 @@ async fn check_histories(cluster: &Cluster, ledger: &Ledger, group: &str) -> Vec
     violations
 }
 
-/// Every page of a history request, newest first.
+/// Every page of a history request, newest first, paced by the server's frame rate (a
+/// long run's history has more pages than `limits.frame_burst`).
 async fn full_history(reader: &mut Client, request: serde_json::Value) -> Vec<uuid::Uuid> {
     let mut ids = Vec::new();
     let mut cursor = String::new();
@@ -285,11 +305,28 @@ async fn full_history(reader: &mut Client, request: serde_json::Value) -> Vec<uu
         let mut page_request = request.clone();
         page_request["content"] = serde_json::json!(cursor);
         page_request["limit"] = serde_json::json!(100);
-        let (page, end) = reader.page(page_request).await;
-        ids.extend(
-            page.iter()
-                .filter_map(|m| uuid::Uuid::parse_str(m["id"].as_str()?).ok()),
-        );
+        reader.send(page_request).await;
+        let end = loop {
+            let frame = reader.recv().await;
+            match frame["code"].as_u64() {
+                Some(2000) if frame["source"] == "history" => ids.extend(
+                    frame["id"]
+                        .as_str()
+                        .and_then(|id| uuid::Uuid::parse_str(id).ok()),
+                ),
+                Some(2200) => break Some(frame),
+                Some(4290) => {
+                    let wait = frame["retry_after_ms"].as_u64().unwrap_or(100);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    break None;
+                }
+                // Pushes to the reader's user (2000 live, receipts) are not pages.
+                _ => {}
+            }
+        };
+        let Some(end) = end else {
+            continue; // refused unread: ask for the same page again
+        };
         match end["next_cursor"].as_str() {
             Some(next) if !next.is_empty() => cursor = next.to_string(),
             _ => return ids,

@@ -90,7 +90,13 @@ async fn groups_and_members(backend: Backend) {
             .messages
             .is_empty()
     );
-    assert!(s.unread(3, None, 10).await.unwrap().messages.is_empty());
+    assert!(
+        s.unread(3, None, &[], 10)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
     assert_eq!(group_ids_of(s, 3).await, ["h"]);
 }
 

@@ -30,28 +30,31 @@ async fn unread_pages_oldest_first_and_change_nothing(backend: Backend) {
         messages[6].id,
         messages[7].id,
     ];
-    let page = s.unread(2, None, 2).await.unwrap();
+    let page = s.unread(2, None, &[], 2).await.unwrap();
     assert_eq!(ids(&page.messages), expected[..2]);
     assert!(page.more);
     assert_eq!(page.messages[0], messages[0]);
     assert_eq!(page.messages[1], messages[1]);
-    let page = s.unread(2, Some(expected[1]), 2).await.unwrap();
+    let page = s.unread(2, Some(expected[1]), &[], 2).await.unwrap();
     assert_eq!(ids(&page.messages), expected[2..4]);
     assert!(page.more);
-    let page = s.unread(2, Some(expected[3]), 2).await.unwrap();
+    let page = s.unread(2, Some(expected[3]), &[], 2).await.unwrap();
     assert_eq!(ids(&page.messages), expected[4..]);
     assert!(!page.more, "exactly the limit left: nothing more");
-    let page = s.unread(2, Some(expected[4]), 100).await.unwrap();
+    let page = s.unread(2, Some(expected[4]), &[], 100).await.unwrap();
     assert!(page.messages.is_empty() && !page.more);
+    // Ids already sent are left out, whatever the lower bound.
+    let page = s.unread(2, None, &expected[..3], 100).await.unwrap();
+    assert_eq!(ids(&page.messages), expected[3..]);
     // Reading them changed nothing: they are all still unread.
-    let page = s.unread(2, None, 100).await.unwrap();
+    let page = s.unread(2, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), expected);
     // Untouched for the others.
-    let page = s.unread(3, None, 100).await.unwrap();
+    let page = s.unread(3, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![messages[3].id]);
-    let page = s.unread(1, None, 100).await.unwrap();
+    let page = s.unread(1, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![messages[5].id]);
-    let page = s.unread(9, None, 100).await.unwrap();
+    let page = s.unread(9, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![messages[4].id]);
 }
 
@@ -64,13 +67,13 @@ async fn group_unread_starts_at_joining(backend: Backend) {
     assert!(s.add_member("g", 3).await.unwrap());
     let after = to_group(1, "g", "after 3 joined", None);
     store_all(s, std::slice::from_ref(&after)).await;
-    let page = s.unread(3, None, 100).await.unwrap();
+    let page = s.unread(3, None, &[], 100).await.unwrap();
     assert_eq!(
         ids(&page.messages),
         vec![after.id],
         "nothing from before joining"
     );
-    let page = s.unread(2, None, 100).await.unwrap();
+    let page = s.unread(2, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![right_away.id, after.id]);
     // Leaving and joining again starts afresh.
     assert!(s.remove_member("g", 2).await.unwrap());
@@ -79,7 +82,7 @@ async fn group_unread_starts_at_joining(backend: Backend) {
     assert!(s.add_member("g", 2).await.unwrap());
     let back = to_group(1, "g", "welcome back", None);
     store_all(s, std::slice::from_ref(&back)).await;
-    let page = s.unread(2, None, 100).await.unwrap();
+    let page = s.unread(2, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![back.id]);
 }
 
@@ -170,14 +173,14 @@ async fn mark_read_private(backend: Backend) {
         s.mark_read(2, m[2].id).await.unwrap(),
         ReadOutcome::Applied(Target::User(1))
     );
-    let page = s.unread(2, None, 100).await.unwrap();
+    let page = s.unread(2, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![m[3].id, m[4].id]);
     // The sender receipts their own a2: bob's older b1 is read for them, b2 is not.
     assert_eq!(
         s.mark_read(1, m[2].id).await.unwrap(),
         ReadOutcome::Applied(Target::User(2))
     );
-    let page = s.unread(1, None, 100).await.unwrap();
+    let page = s.unread(1, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![m[5].id]);
     // Someone else's message, or no message at all.
     assert_eq!(
@@ -202,7 +205,7 @@ async fn mark_read_group(backend: Backend) {
         s.mark_read(2, m[1].id).await.unwrap(),
         ReadOutcome::Applied(Target::Group("g".into()))
     );
-    let page = s.unread(2, None, 100).await.unwrap();
+    let page = s.unread(2, None, &[], 100).await.unwrap();
     assert_eq!(ids(&page.messages), vec![m[2].id]);
     // Reading an older one after a newer changes nothing.
     assert_eq!(
@@ -213,7 +216,13 @@ async fn mark_read_group(backend: Backend) {
         s.mark_read(3, m[0].id).await.unwrap(),
         ReadOutcome::Applied(Target::Group("g".into()))
     );
-    assert!(s.unread(3, None, 100).await.unwrap().messages.is_empty());
+    assert!(
+        s.unread(3, None, &[], 100)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
     assert_eq!(
         s.mark_read(9, m[0].id).await.unwrap(),
         ReadOutcome::NotMember

@@ -82,6 +82,17 @@ pub async fn query_int(url: &str, query: &str) -> i64 {
         .unwrap_or_else(|e| panic!("running SQL: {e}")))
 }
 
+/// Runs one SQL query that returns one text value (or none: `"none"`) on the database at
+/// `url`, through a connection of its own.
+pub async fn query_string(url: &str, query: &str) -> String {
+    let query = sqlx::AssertSqlSafe(query.to_string());
+    on_connection!(url, |conn| sqlx::query_scalar::<_, String>(query)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("running SQL: {e}"))
+        .unwrap_or_else(|| "none".to_string()))
+}
+
 /// Sends a request to `url` with `token` as its bearer (or none) and `body` as JSON; the
 /// status and JSON body (`Value::Null` when empty, a string when not JSON). The one REST
 /// helper: `TestApp` and `Cluster` both call it.

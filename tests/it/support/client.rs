@@ -28,6 +28,9 @@ pub async fn small_buffer_stream(app: &TestApp) -> TcpStream {
 pub struct Client {
     pub user: i64,
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// 2800 frames (the conversation list changed) set aside by `recv`: they arrive
+    /// whenever a membership changes, so only `expect(2800)` looks at them.
+    updates: std::collections::VecDeque<Value>,
 }
 
 impl Client {
@@ -78,7 +81,11 @@ impl Client {
         .await
         .expect("handshake timed out")
         .expect("handshake");
-        let mut client = Client { user, ws };
+        let mut client = Client {
+            user,
+            ws,
+            updates: Default::default(),
+        };
         client.expect(1000).await;
         client
     }
@@ -112,7 +119,14 @@ impl Client {
         let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await
             .expect("handshake timed out")?;
-        Ok((Client { user, ws }, response))
+        Ok((
+            Client {
+                user,
+                ws,
+                updates: Default::default(),
+            },
+            response,
+        ))
     }
 
     /// Sends a JSON frame.
@@ -133,8 +147,21 @@ impl Client {
         self.ws.send(message).await
     }
 
-    /// The next text frame as JSON; panics after `WAIT` or if the connection ends.
+    /// The next text frame as JSON, 2800s set aside; panics after `WAIT` or if the
+    /// connection ends.
     pub async fn recv(&mut self) -> Value {
+        loop {
+            let frame = self.recv_any().await;
+            if frame["code"] == 2800 {
+                self.updates.push_back(frame);
+                continue;
+            }
+            return frame;
+        }
+    }
+
+    /// The next text frame as JSON, whatever it is.
+    async fn recv_any(&mut self) -> Value {
         match self.next().await {
             Some(Message::Text(text)) => serde_json::from_str(&text).expect("server frame is JSON"),
             other => panic!("user {}: expected a text frame, got {other:?}", self.user),
@@ -192,9 +219,16 @@ impl Client {
         }
     }
 
-    /// The next frame, which must carry `code`.
+    /// The next frame, which must carry `code` (a 2800: the oldest set aside, or the next).
     pub async fn expect(&mut self, code: u16) -> Value {
-        let frame = self.recv().await;
+        let frame = if code == 2800 {
+            match self.updates.pop_front() {
+                Some(update) => update,
+                None => self.recv_any().await,
+            }
+        } else {
+            self.recv().await
+        };
         assert_eq!(frame["code"], code, "user {}: {frame}", self.user);
         frame
     }
