@@ -301,6 +301,10 @@ pub struct ChatSettings {
     /// again, never fewer. Default `1s`.
     #[serde(with = "humantime_serde")]
     pub confirm_interval: Duration,
+    /// How long after sending a user may edit (type 11) or delete (type 12) their message;
+    /// later: 4008. Default `48h`.
+    #[serde(with = "humantime_serde")]
+    pub edit_window: Duration,
 }
 
 impl Default for ChatSettings {
@@ -309,6 +313,7 @@ impl Default for ChatSettings {
             catchup_overlap: Duration::from_secs(5),
             max_device_positions: 32,
             confirm_interval: Duration::from_secs(1),
+            edit_window: Duration::from_secs(48 * 3600),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod batch;
 mod devices;
 mod dialect;
+mod edits;
 mod groups;
 mod literals;
 mod messages;
@@ -27,7 +28,9 @@ use crate::ids::{GroupId, UserId};
 use crate::message::Message;
 use crate::protocol::Cursor;
 use crate::settings::StorageSettings;
-use crate::store::{Group, InsertOutcome, NewGroup, Page, ReadOutcome, Role, Store, StoreError};
+use crate::store::{
+    Edit, EditOutcome, Group, InsertOutcome, NewGroup, Page, ReadOutcome, Role, Store, StoreError,
+};
 use rows::retrying;
 
 /// The store on MySQL or MariaDB; migrations in migrations/mysql.
@@ -229,5 +232,13 @@ where
 
     async fn blocked(&self, user: UserId) -> Result<Vec<UserId>, StoreError> {
         SqlStore::blocked(self, user).await
+    }
+
+    async fn blocks(&self, blocker: UserId, blocked: UserId) -> Result<bool, StoreError> {
+        SqlStore::blocks(self, blocker, blocked).await
+    }
+
+    async fn edit_message(&self, edit: &Edit) -> Result<EditOutcome, StoreError> {
+        retrying(|| self.edit_once(edit)).await
     }
 }
