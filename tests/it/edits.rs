@@ -309,6 +309,7 @@ on_both_backends!(
     a_repeated_client_msg_id_answers_the_first_result,
     group_edits_reach_every_member_device,
     bad_edits_name_the_problem,
+    concurrent_edits_apply_once_and_deletes_win,
 );
 
 /// Typing and an edit and a delete cross nodes: through Redis to the peer and to the
@@ -349,5 +350,84 @@ async fn typing_and_edits_cross_nodes() {
     for device in [&mut bob, &mut phone] {
         assert_eq!(device.expect(2710).await["id"], *id);
         device.expect_nothing_pending().await;
+    }
+}
+
+/// The store's side, called directly and concurrently: of many requests with one
+/// `client_msg_id`, exactly one is applied and all answer its result; an edit racing a
+/// delete never brings the content back.
+async fn concurrent_edits_apply_once_and_deletes_win(backend: Backend) {
+    use chat_gateway::message::{Message, Target};
+    use chat_gateway::store::{Edit, EditOutcome};
+
+    let (settings, _dir) = crate::support::app::test_settings(backend).await;
+    let store = chat_gateway::store::connect(&settings.storage)
+        .await
+        .expect("connecting the store");
+    let messages: Vec<Message> = (0..6)
+        .map(|i| Message::new(1, Target::User(2), format!("m{i}"), None))
+        .collect();
+    store.insert_messages(&messages, &[]).await.unwrap();
+    let now = chat_gateway::ids::millis_now();
+    let change = |id, content: Option<String>, cid: Option<&str>| Edit {
+        sender: 1,
+        id,
+        content,
+        client_msg_id: cid.map(str::to_string),
+        now,
+        not_before: 0,
+    };
+
+    let edits = (0..6).map(|i| {
+        let (store, edit) = (
+            store.clone(),
+            change(messages[0].id, Some(format!("v{i}")), Some("same")),
+        );
+        tokio::spawn(async move { store.edit_message(&edit).await.unwrap() })
+    });
+    let mut fresh = 0;
+    for outcome in futures_util::future::join_all(edits).await {
+        match outcome.unwrap() {
+            EditOutcome::Applied {
+                repeat,
+                at,
+                deleted,
+                ..
+            } => {
+                fresh += usize::from(!repeat);
+                assert_eq!((at, deleted), (now, false));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1);
+
+    for message in &messages[1..] {
+        let (s1, s2) = (store.clone(), store.clone());
+        let (edit, delete) = (
+            change(message.id, Some("resurrected".into()), None),
+            change(message.id, None, None),
+        );
+        let (edited, deleted) = tokio::join!(
+            tokio::spawn(async move { s1.edit_message(&edit).await.unwrap() }),
+            tokio::spawn(async move { s2.edit_message(&delete).await.unwrap() }),
+        );
+        assert!(matches!(
+            deleted.unwrap(),
+            EditOutcome::Applied { deleted: true, .. }
+        ));
+        // The edit came first (then deleted), or after the delete (refused).
+        let edited = edited.unwrap();
+        assert!(
+            matches!(edited, EditOutcome::Applied { .. } | EditOutcome::Deleted),
+            "{edited:?}"
+        );
+        let page = store
+            .private_history(1, 2, chat_gateway::protocol::Cursor::parse("").unwrap(), 10)
+            .await
+            .unwrap();
+        let stored = page.messages.iter().find(|m| m.id == message.id).unwrap();
+        assert_eq!(stored.content, "");
+        assert_eq!(stored.deleted_at, Some(now));
     }
 }
