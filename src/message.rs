@@ -21,6 +21,10 @@ pub struct Message {
     pub client_msg_id: Option<String>,
     /// Unix milliseconds when the server accepted it.
     pub ts: i64,
+    /// Unix milliseconds of its last edit (type 11), if edited.
+    pub edited_at: Option<i64>,
+    /// Unix milliseconds of its deletion (type 12): a tombstone, its content `""`.
+    pub deleted_at: Option<i64>,
 }
 
 impl Message {
@@ -39,6 +43,8 @@ impl Message {
             content,
             client_msg_id,
             ts: crate::ids::millis_of(&id),
+            edited_at: None,
+            deleted_at: None,
         }
     }
 

@@ -6,10 +6,12 @@
 
 mod catchup;
 pub mod connection;
+mod edit;
 pub mod memberships;
 mod read;
 mod send;
 mod token;
+mod typing;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -29,6 +31,8 @@ pub struct Session {
     pub(crate) expires_at: AtomicU64,
     /// Where this connection's syncs are, and its device's confirmations.
     pub(crate) catchup: Arc<catchup::CatchUp>,
+    /// This connection's typing rate state (type 10), bounded.
+    pub(crate) typing: typing::TypingState,
 }
 
 impl Session {
@@ -55,6 +59,7 @@ impl Session {
             outbox,
             expires_at: AtomicU64::new(0),
             catchup,
+            typing: typing::TypingState::default(),
         }
     }
 
@@ -63,7 +68,8 @@ impl Session {
         self.catchup.finish().await;
     }
 
-    /// Handles one text frame; every outcome is answered with at least one frame.
+    /// Handles one text frame; every outcome is answered with at least one frame, except a
+    /// forwarded or dropped typing event (type 10).
     pub async fn handle(&self, text: &str) {
         let frame = match ClientFrame::parse(text, self.state.settings.limits.max_content_bytes) {
             Ok(frame) => frame,
@@ -103,6 +109,13 @@ impl Session {
             ClientFrame::Ping => self.outbox.reply(server::pong()),
             ClientFrame::Refresh { token } => self.refresh(token.expose()).await,
             ClientFrame::Confirm { id } => self.confirm(id).await,
+            ClientFrame::Typing { target, typing } => self.typing(target, typing).await,
+            ClientFrame::Edit {
+                id,
+                content,
+                client_msg_id,
+            } => self.change(id, Some(content), client_msg_id).await,
+            ClientFrame::Delete { id, client_msg_id } => self.change(id, None, client_msg_id).await,
         }
     }
 

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::cursor::Cursor;
 use crate::ids::{GroupId, UserId, parse_group_id};
+use crate::message::Target;
 use crate::settings::Secret;
 
 /// Longest accepted `client_msg_id`, in characters.
@@ -54,6 +55,19 @@ pub enum ClientFrame {
     /// Type 9: this connection's device holds every message owed to it up to `id`
     /// (per-device catch-up).
     Confirm { id: Uuid },
+    /// Type 10: I am typing (`typing`) or stopped, in a private conversation or a group.
+    Typing { target: Target, typing: bool },
+    /// Type 11: my message `id` now reads `content`.
+    Edit {
+        id: Uuid,
+        content: String,
+        client_msg_id: Option<String>,
+    },
+    /// Type 12: delete my message `id`.
+    Delete {
+        id: Uuid,
+        client_msg_id: Option<String>,
+    },
 }
 
 /// Why a frame was refused: a 4000 (or 4130) with a reason naming the problem.
@@ -79,6 +93,7 @@ struct RawFrame {
     content: Option<Value>,
     client_msg_id: Option<Value>,
     limit: Option<Value>,
+    id: Option<Value>,
 }
 
 impl RawFrame {
@@ -95,6 +110,7 @@ impl RawFrame {
             content: map.remove("content"),
             client_msg_id: map.remove("client_msg_id"),
             limit: map.remove("limit"),
+            id: map.remove("id"),
         })
     }
 
@@ -160,8 +176,21 @@ impl ClientFrame {
             9 => Ok(ClientFrame::Confirm {
                 id: message_id(raw.content_str()?)?,
             }),
+            10 => Ok(ClientFrame::Typing {
+                target: typing_target(&raw)?,
+                typing: typing_state(raw.content_str()?)?,
+            }),
+            11 => Ok(ClientFrame::Edit {
+                id: id_field(&raw.id)?,
+                client_msg_id: client_msg_id(&raw.client_msg_id)?,
+                content: message_content(raw.content.take(), max_content_bytes)?,
+            }),
+            12 => Ok(ClientFrame::Delete {
+                id: id_field(&raw.id)?,
+                client_msg_id: client_msg_id(&raw.client_msg_id)?,
+            }),
             other => Err(DecodeError::invalid(format!(
-                "unknown type {other}: expected 1 to 9"
+                "unknown type {other}: expected 1 to 12"
             ))),
         }
     }
@@ -193,6 +222,41 @@ fn message_id(content: &str) -> Result<Uuid, DecodeError> {
         ));
     }
     Uuid::try_parse(id).map_err(|_| DecodeError::invalid("content must be a message id (a UUID)"))
+}
+
+/// The message id in `id` (types 11 and 12).
+fn id_field(value: &Option<Value>) -> Result<Uuid, DecodeError> {
+    match value {
+        None | Some(Value::Null) => Err(DecodeError::invalid("missing field: id (a message id)")),
+        Some(Value::String(s)) => Uuid::try_parse(s.trim())
+            .map_err(|_| DecodeError::invalid("id must be a message id (a UUID)")),
+        Some(_) => Err(DecodeError::invalid("id must be a message id (a UUID)")),
+    }
+}
+
+/// A typing frame's conversation: `group_id` if present, else `recipient_id`.
+fn typing_target(raw: &RawFrame) -> Result<Target, DecodeError> {
+    match (&raw.group_id, &raw.recipient_id) {
+        (Some(_), Some(_)) => Err(DecodeError::invalid(
+            "give recipient_id or group_id, not both",
+        )),
+        (Some(_), None) => Ok(Target::Group(group_field(raw)?)),
+        (None, Some(_)) => Ok(Target::User(user_field(&raw.recipient_id, "recipient_id")?)),
+        (None, None) => Err(DecodeError::invalid(
+            "missing field: recipient_id or group_id",
+        )),
+    }
+}
+
+/// A typing frame's `content`: "start" (also when absent or empty) or "stop".
+fn typing_state(content: &str) -> Result<bool, DecodeError> {
+    match content {
+        "" | "start" => Ok(true),
+        "stop" => Ok(false),
+        _ => Err(DecodeError::invalid(
+            "content must be \"start\" or \"stop\"",
+        )),
+    }
 }
 
 fn group_field(raw: &RawFrame) -> Result<GroupId, DecodeError> {
@@ -295,7 +359,10 @@ mod tests {
         assert_eq!(reason("[1]"), "frame must be a JSON object");
         assert_eq!(reason(r#"{"content":"x"}"#), "missing field: type");
         assert_eq!(reason(r#"{"type":"1"}"#), "type must be an integer");
-        assert_eq!(reason(r#"{"type":10}"#), "unknown type 10: expected 1 to 9");
+        assert_eq!(
+            reason(r#"{"type":13}"#),
+            "unknown type 13: expected 1 to 12"
+        );
         assert_eq!(
             reason(r#"{"type":9}"#),
             "missing field: content (a message id)"
@@ -336,6 +403,62 @@ mod tests {
         assert_eq!(
             reason(r#"{"type":4,"content":"x"}"#),
             "missing field: group_id"
+        );
+    }
+
+    #[test]
+    fn typing_edit_and_delete() {
+        let id = "01890000-0000-7000-8000-000000000001";
+        assert_eq!(
+            parse(r#"{"type":10,"recipient_id":2}"#),
+            Ok(ClientFrame::Typing {
+                target: Target::User(2),
+                typing: true
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":10,"group_id":"g1","content":"stop"}"#),
+            Ok(ClientFrame::Typing {
+                target: Target::Group("g1".into()),
+                typing: false
+            })
+        );
+        assert_eq!(
+            reason(r#"{"type":10,"recipient_id":2,"content":"maybe"}"#),
+            r#"content must be "start" or "stop""#
+        );
+        assert_eq!(
+            reason(r#"{"type":10}"#),
+            "missing field: recipient_id or group_id"
+        );
+        assert_eq!(
+            parse(&format!(
+                r#"{{"type":11,"id":"{id}","content":"new","client_msg_id":"e"}}"#
+            )),
+            Ok(ClientFrame::Edit {
+                id: Uuid::parse_str(id).unwrap(),
+                content: "new".into(),
+                client_msg_id: Some("e".into())
+            })
+        );
+        assert_eq!(
+            parse(&format!(r#"{{"type":12,"id":"{id}"}}"#)),
+            Ok(ClientFrame::Delete {
+                id: Uuid::parse_str(id).unwrap(),
+                client_msg_id: None
+            })
+        );
+        assert_eq!(
+            reason(r#"{"type":11,"content":"x"}"#),
+            "missing field: id (a message id)"
+        );
+        assert_eq!(
+            reason(r#"{"type":12,"id":"nope"}"#),
+            "id must be a message id (a UUID)"
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"type":11,"id":"{id}","content":" "}}"#)),
+            "content must not be empty"
         );
     }
 

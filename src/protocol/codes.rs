@@ -32,6 +32,19 @@ pub const READ_BY_PEER: u16 = 2301;
 /// now starts (never past what this connection's syncs sent).
 pub const DELIVERY_CONFIRMED: u16 = 2500;
 
+/// Someone is typing (or stopped: `state`) in a conversation of yours; clear the indicator
+/// after `TYPING_EXPIRY_MS` without a new "start".
+pub const TYPING: u16 = 2600;
+/// A message was edited (pushed): `id`, the new `content`, `edited_at`.
+pub const MESSAGE_EDITED: u16 = 2700;
+/// Your edit (type 11) is stored and pushed.
+pub const EDIT_APPLIED: u16 = 2701;
+/// A message was deleted (pushed): `id`, `deleted_at`; drop its content.
+pub const MESSAGE_DELETED: u16 = 2710;
+/// Your delete (type 12) is stored and pushed.
+pub const DELETE_APPLIED: u16 = 2711;
+/// How long a client shows a typing indicator after the last "start" it received.
+pub const TYPING_EXPIRY_MS: u64 = 5000;
 /// The user's conversation list changed in a way no message frame shows: a group membership
 /// was added or removed, or a group deleted (`change`, `group_id`).
 pub const CONVERSATION_UPDATE: u16 = 2800;
@@ -48,12 +61,17 @@ pub const BAD_FRAME: u16 = 4000;
 pub const FORBIDDEN: u16 = 4003;
 /// No such group, user or message.
 pub const NOT_FOUND: u16 = 4004;
+/// The message is older than `chat.edit_window`: it can no longer be edited or deleted.
+pub const EDIT_WINDOW_PASSED: u16 = 4008;
 /// Stranger limit reached: the recipient has not answered yet.
 pub const STRANGER_LIMIT: u16 = 4029;
 /// Too many frames: the connection sent faster than `limits.frames_per_second` (with a
 /// burst of `limits.frame_burst`); this frame was dropped unread. `retry_after_ms` says when
 /// the next one will be taken. Keeping on closes the connection with 1008.
 pub const RATE_LIMITED: u16 = 4290;
+/// A typing "start" (type 10) within 3 s of the last one forwarded for that conversation:
+/// not forwarded; `retry_after_ms` says when the next one will be.
+pub const TYPING_TOO_FAST: u16 = 4291;
 /// Content longer than `limits.max_content_bytes`.
 pub const TOO_LONG: u16 = 4130;
 /// Storage unavailable: the message was NOT stored; retry with the same `client_msg_id`.

@@ -54,6 +54,15 @@ fn assert_sound(outcome: &Result<ClientFrame, DecodeError>) {
         }
         Ok(ClientFrame::Read { .. } | ClientFrame::Confirm { .. } | ClientFrame::Ping) => {}
         Ok(ClientFrame::Refresh { token }) => assert!(!token.expose().trim().is_empty()),
+        Ok(ClientFrame::Typing { target, .. }) => {
+            assert!(!matches!(target, crate::message::Target::User(u) if *u <= 0));
+        }
+        Ok(ClientFrame::Edit {
+            content,
+            client_msg_id,
+            ..
+        }) => assert!(content_ok(content) && id_ok(client_msg_id)),
+        Ok(ClientFrame::Delete { client_msg_id, .. }) => assert!(id_ok(client_msg_id)),
         Err(DecodeError::Invalid(reason)) => assert!(!reason.is_empty()),
         Err(DecodeError::TooLong { limit }) => assert_eq!(*limit, MAX),
     }
@@ -65,7 +74,7 @@ fn number() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
-        (-3i64..10).prop_map(Value::from),
+        (-3i64..14).prop_map(Value::from),
         Just(json!(1e300)),
         Just(json!(-0.0)),
     ]
@@ -97,13 +106,14 @@ fn key() -> impl Strategy<Value = String> {
         Just("content".to_string()),
         Just("client_msg_id".to_string()),
         Just("limit".to_string()),
+        Just("id".to_string()),
         "\\PC{0,8}",
     ]
 }
 
 /// A frame-shaped object: a type, mostly a known one, and fields of any value.
 fn frame() -> impl Strategy<Value = Value> {
-    let kind = prop_oneof![4 => (1i64..=7).prop_map(Value::from), 1 => value()];
+    let kind = prop_oneof![4 => (1i64..=12).prop_map(Value::from), 1 => value()];
     (kind, btree_map(key(), value(), 0..6)).prop_map(|(kind, fields)| {
         let mut object: serde_json::Map<String, Value> = fields.into_iter().collect();
         object.insert("type".into(), kind);
@@ -132,8 +142,8 @@ proptest! {
         match object.get("type").map(Value::as_i64) {
             None => prop_assert_eq!(reason(&text), "missing field: type"),
             Some(None) => prop_assert_eq!(reason(&text), "type must be an integer"),
-            Some(Some(kind)) if !(1..=9).contains(&kind) => {
-                prop_assert_eq!(reason(&text), format!("unknown type {kind}: expected 1 to 9"));
+            Some(Some(kind)) if !(1..=12).contains(&kind) => {
+                prop_assert_eq!(reason(&text), format!("unknown type {kind}: expected 1 to 12"));
             }
             Some(Some(_)) => {}
         }

@@ -58,6 +58,14 @@ struct Frame<'a> {
     retry_after_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<i64>,
 }
 
 impl Frame<'_> {
@@ -126,6 +134,9 @@ pub fn message(m: &Message, source: Source) -> String {
         ts: Some(m.ts),
         source: Some(source),
         client_msg_id: m.client_msg_id.as_deref(),
+        edited_at: m.edited_at,
+        deleted: m.deleted_at.map(|_| true),
+        deleted_at: m.deleted_at,
         ..Frame::default()
     }
     .encode()
@@ -294,6 +305,110 @@ pub fn rate_limited(retry_after_ms: u64) -> String {
     .encode()
 }
 
+/// The conversation fields of a frame: `recipient_id` or `group_id`, and `from`.
+fn conversation(sender: UserId, target: &Target) -> (Option<UserId>, Option<&str>, String) {
+    match target {
+        Target::User(r) => (Some(*r), None, format!("{sender}->{r}")),
+        Target::Group(g) => (None, Some(&**g), format!("{sender}->{g}")),
+    }
+}
+
+/// 2600: `sender` started (or stopped) typing in `target`.
+pub fn typing(sender: UserId, target: &Target, typing: bool) -> String {
+    let state = if typing { "start" } else { "stop" };
+    let (recipient_id, group_id, from) = conversation(sender, target);
+    Frame {
+        code: codes::TYPING,
+        content: state,
+        from: &from,
+        sender_id: Some(sender),
+        recipient_id,
+        group_id,
+        state: Some(state),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 4291: a typing start for `target` too soon after the last one forwarded.
+pub fn typing_too_fast(target: &Target, retry_after_ms: u64) -> String {
+    let reason = "typing: at most one start every 3 s per conversation";
+    let (recipient_id, group_id) = match target {
+        Target::User(r) => (Some(*r), None),
+        Target::Group(g) => (None, Some(&**g)),
+    };
+    Frame {
+        code: codes::TYPING_TOO_FAST,
+        content: reason,
+        reason: Some(reason),
+        recipient_id,
+        group_id,
+        retry_after_ms: Some(retry_after_ms),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2700 (`content: Some`, edited) or 2710 (deleted), pushed: `sender`'s message `id` in
+/// `target` changed at `at`.
+pub fn message_changed(
+    sender: UserId,
+    target: &Target,
+    id: Uuid,
+    content: Option<&str>,
+    at: i64,
+) -> String {
+    let (recipient_id, group_id, from) = conversation(sender, target);
+    Frame {
+        code: if content.is_some() {
+            codes::MESSAGE_EDITED
+        } else {
+            codes::MESSAGE_DELETED
+        },
+        content: content.unwrap_or(""),
+        from: &from,
+        id: Some(id),
+        sender_id: Some(sender),
+        recipient_id,
+        group_id,
+        edited_at: content.map(|_| at),
+        deleted: content.is_none().then_some(true),
+        deleted_at: content.is_none().then_some(at),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2701 (edit) or 2711 (delete) applied: the answer to the sender's request.
+pub fn change_applied(
+    sender: UserId,
+    target: &Target,
+    id: Uuid,
+    deleted: bool,
+    at: i64,
+    client_msg_id: Option<&str>,
+) -> String {
+    let (recipient_id, group_id, from) = conversation(sender, target);
+    let (code, content) = if deleted {
+        (codes::DELETE_APPLIED, "deleted")
+    } else {
+        (codes::EDIT_APPLIED, "edited")
+    };
+    Frame {
+        code,
+        content,
+        from: &from,
+        id: Some(id),
+        recipient_id,
+        group_id,
+        edited_at: (!deleted).then_some(at),
+        deleted_at: deleted.then_some(at),
+        client_msg_id: Some(client_msg_id.unwrap_or("")),
+        ..Frame::default()
+    }
+    .encode()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +428,11 @@ mod tests {
             read_applied(m.id),
             read_by(2, m.id, &Target::User(1)),
             error(codes::BAD_FRAME, "bad", None),
+            typing(1, &m.target, true),
+            typing_too_fast(&m.target, 10),
+            message_changed(1, &m.target, m.id, Some("new"), 5),
+            message_changed(1, &m.target, m.id, None, 5),
+            change_applied(1, &m.target, m.id, true, 5, None),
         ] {
             let v: Value = serde_json::from_str(&text).unwrap();
             assert!(v["code"].is_u64(), "{text}");

@@ -305,6 +305,10 @@ pub struct ChatSettings {
     /// devices); larger groups keep only the per-member read positions, which
     /// `GET /api/groups/{id}/messages/{message_id}/reads` pages through. Default 100.
     pub group_receipts_max_members: u64,
+    /// How long after sending a user may edit (type 11) or delete (type 12) their message;
+    /// later: 4008. Default `48h`.
+    #[serde(with = "humantime_serde")]
+    pub edit_window: Duration,
 }
 
 impl Default for ChatSettings {
@@ -314,6 +318,7 @@ impl Default for ChatSettings {
             max_device_positions: 32,
             confirm_interval: Duration::from_secs(1),
             group_receipts_max_members: 100,
+            edit_window: Duration::from_secs(48 * 3600),
         }
     }
 }

@@ -167,6 +167,42 @@ pub enum ReadOutcome {
     NotMember,
 }
 
+/// An edit (type 11) or delete (type 12) of a stored message, asked by `sender`.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    pub sender: UserId,
+    pub id: Uuid,
+    /// The new content; `None` deletes (the content becomes `""`).
+    pub content: Option<String>,
+    pub client_msg_id: Option<String>,
+    /// Now, unix milliseconds: the time of the edit.
+    pub now: i64,
+    /// Messages stamped before this (unix milliseconds) are past `chat.edit_window`.
+    pub not_before: i64,
+}
+
+/// What an edit or delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditOutcome {
+    /// Applied to message `id` of conversation `target` at `at`; `repeat`: applied before
+    /// (the same `client_msg_id`, or a delete of a deleted message), nothing changed now.
+    Applied {
+        id: Uuid,
+        target: crate::message::Target,
+        at: i64,
+        deleted: bool,
+        repeat: bool,
+    },
+    /// No such message.
+    NotFound,
+    /// The message is someone else's.
+    NotSender,
+    /// The message is older than the edit window.
+    TooLate,
+    /// An edit of a deleted message.
+    Deleted,
+}
+
 /// Membership of a user in an existing group, for authorisation checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -301,6 +337,12 @@ pub trait Store: Send + Sync + 'static {
     async fn unblock(&self, user: UserId, other: UserId) -> Result<bool, StoreError>;
     /// Whom `user` blocks, ascending.
     async fn blocked(&self, user: UserId) -> Result<Vec<UserId>, StoreError>;
+    /// Whether `blocker` blocks `blocked` (typing, chat/typing.rs).
+    async fn blocks(&self, blocker: UserId, blocked: UserId) -> Result<bool, StoreError>;
+
+    /// Applies an edit or delete by the message's sender, atomically with its
+    /// `client_msg_id` record (sql/edits.rs).
+    async fn edit_message(&self, edit: &Edit) -> Result<EditOutcome, StoreError>;
 }
 
 /// Connects to the store that `settings.url` names, migrating if asked: one match arm per

@@ -75,7 +75,7 @@ async fn non_object_gets_4000(backend: Backend) {
 async fn unknown_or_missing_type_gets_4000(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut alice = Client::connect(&app, 1).await;
-    for kind in [json!(0), json!(10), json!(-1), json!(1000)] {
+    for kind in [json!(0), json!(13), json!(-1), json!(1000)] {
         let frame = json!({"type": kind, "recipient_id": 2, "content": "hi"});
         refused(&mut alice, &frame.to_string(), "unknown type").await;
     }

@@ -6,6 +6,7 @@ mod batch;
 mod conversations;
 mod devices;
 mod dialect;
+mod edits;
 mod groups;
 mod literals;
 mod messages;
@@ -29,8 +30,8 @@ use crate::message::Message;
 use crate::protocol::Cursor;
 use crate::settings::StorageSettings;
 use crate::store::{
-    Conversation, Group, GroupReads, InsertOutcome, NewGroup, Page, ReadOutcome, Role, Store,
-    StoreError,
+    Conversation, Edit, EditOutcome, Group, GroupReads, InsertOutcome, NewGroup, Page, ReadOutcome,
+    Role, Store, StoreError,
 };
 use rows::retrying;
 
@@ -253,5 +254,13 @@ where
 
     async fn blocked(&self, user: UserId) -> Result<Vec<UserId>, StoreError> {
         SqlStore::blocked(self, user).await
+    }
+
+    async fn blocks(&self, blocker: UserId, blocked: UserId) -> Result<bool, StoreError> {
+        SqlStore::blocks(self, blocker, blocked).await
+    }
+
+    async fn edit_message(&self, edit: &Edit) -> Result<EditOutcome, StoreError> {
+        retrying(|| self.edit_once(edit)).await
     }
 }

@@ -11,7 +11,7 @@ use crate::store::{Group, Page, StoreError};
 
 /// Columns of a message row, in the order `message_from_row` reads them.
 pub(super) const MESSAGE_COLUMNS: &str =
-    "id, sender_id, recipient_id, group_id, content, client_msg_id, ts";
+    "id, sender_id, recipient_id, group_id, content, client_msg_id, ts, edited_at, deleted_at";
 /// Columns of a group row plus its member count, in the order `group_from_row` reads them.
 pub(super) const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.icon, g.owner_id, g.created_at, \
      (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.id) AS member_count";
@@ -44,6 +44,8 @@ where
         content: row.try_get(4)?,
         client_msg_id: row.try_get(5)?,
         ts: row.try_get(6)?,
+        edited_at: row.try_get(7)?,
+        deleted_at: row.try_get(8)?,
     })
 }
 

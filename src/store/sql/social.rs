@@ -100,6 +100,20 @@ where
         .await?)
     }
 
+    /// Whether `blocker` blocks `blocked`.
+    pub(super) async fn blocks(
+        &self,
+        blocker: UserId,
+        blocked: UserId,
+    ) -> Result<bool, StoreError> {
+        let found = sqlx::query("SELECT 1 FROM blocks WHERE blocker_id = ? AND blocked_id = ?")
+            .bind(blocker)
+            .bind(blocked)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
     /// Runs an insert-unless-present of (`user`, `other`, now); false if it was present.
     async fn insert_pair(
         &self,
