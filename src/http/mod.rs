@@ -6,6 +6,7 @@ mod dev;
 mod error;
 mod groups;
 mod health;
+mod mutes;
 mod serve;
 mod social;
 mod upgrade;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(upgrade::ws_handler))
         .merge(groups::router())
         .merge(social::router())
+        .merge(mutes::router())
         .merge(health::router())
         .merge(dev::router());
     if state.settings.server.metrics_bind.is_none() {

@@ -12,9 +12,11 @@
 //!   unread messages changes nothing.
 //! - Device positions only move forward; at most `keep` devices per user are remembered.
 
+pub mod push;
 mod sql;
 pub mod writer;
 
+pub use push::PushOutbox;
 pub use sql::{MySqlStore, SqlStore, SqliteStore};
 pub use writer::MessageWriter;
 
@@ -226,6 +228,9 @@ pub trait Store: Send + Sync + 'static {
     async fn unblock(&self, user: UserId, other: UserId) -> Result<bool, StoreError>;
     /// Whom `user` blocks, ascending.
     async fn blocked(&self, user: UserId) -> Result<Vec<UserId>, StoreError>;
+
+    /// The push outbox and mutes on the same database (store/push.rs).
+    fn push(&self) -> Arc<dyn PushOutbox>;
 }
 
 /// Connects to the store that `settings.url` names, migrating if asked: one match arm per

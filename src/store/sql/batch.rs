@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::dialect::Value;
 use super::literals::{push_id, push_opt_int, push_opt_text, push_undelivered};
+use super::push::push_outbox_rows;
 use super::rows::{CHUNK, pair};
 use super::{Dialect, SqlStore};
 use crate::ids::UserId;
@@ -62,13 +63,15 @@ where
         // Whether the connection comes from an earlier batch (and may have died since); a
         // connection fresh from the pool was just opened or checked.
         let mut kept = held.is_some();
+        let push_delay = self.push_delay.load(std::sync::atomic::Ordering::Relaxed);
         loop {
             let conn = match held.as_mut() {
                 Some(conn) => conn,
                 None => held.insert(self.pool.acquire().await?),
             };
             let mut committing = false;
-            let error = match Self::write_batch(conn, batch, undelivered, &mut committing).await {
+            let written = Self::write_batch(conn, batch, undelivered, push_delay, &mut committing);
+            let error = match written.await {
                 Ok(outcomes) => return Ok(outcomes),
                 Err(e) => e,
             };
@@ -98,11 +101,12 @@ where
         conn: &mut D::Connection,
         batch: &[Message],
         undelivered: &[Uuid],
+        push_delay: i64,
         committing: &mut bool,
     ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
         let refusals = Self::open_and_look_up(conn, batch, undelivered).await?;
         let (mut outcomes, accepted) = decide(batch, &refusals);
-        let inserted = Self::insert_and_commit(conn, &accepted, committing).await?;
+        let inserted = Self::insert_and_commit(conn, &accepted, push_delay, committing).await?;
         // A repeated (sender, client_msg_id) names the first message, whatever else would
         // refuse it now: rows ignored by the insert (only a repeat can cause that), and
         // refused messages that were stored before the block or the removal.
@@ -137,11 +141,13 @@ where
         Ok(found)
     }
 
-    /// Round trip 2 (more only for very large batches): insert, commit. Rows inserted.
+    /// Round trip 2 (more only for very large batches): insert, the push outbox rows when
+    /// push is on (`push_delay` ≥ 0: src/store/sql/push.rs), commit. Messages inserted.
     /// `committing` turns true just before the request carrying COMMIT is sent.
     async fn insert_and_commit(
         conn: &mut D::Connection,
         accepted: &[&Message],
+        push_delay: i64,
         committing: &mut bool,
     ) -> Result<u64, sqlx::Error> {
         let mut inserted = 0;
@@ -174,6 +180,9 @@ where
         if rows_in_statement > 0 {
             sql.push(';');
         }
+        // Every outbox row is new (fresh message ids), so the request's count is the
+        // messages' plus exactly these; a row ignored anyway only costs a duplicate lookup.
+        let outbox = push_outbox_rows::<D>(&mut sql, accepted, push_delay);
         if D::COMMIT_WITH_INSERT {
             sql.push_str("COMMIT;");
             *committing = true;
@@ -185,7 +194,7 @@ where
             *committing = true;
             sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
         }
-        Ok(inserted)
+        Ok(inserted.saturating_sub(outbox))
     }
 
     /// Runs one multi-statement request; the rows it changed.

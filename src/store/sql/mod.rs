@@ -9,6 +9,7 @@ mod groups;
 mod literals;
 mod messages;
 mod mysql;
+mod push;
 mod read_state;
 mod rows;
 mod social;
@@ -42,6 +43,9 @@ pub struct SqlStore<D: Dialect> {
     /// warm caches instead of the pool's next connection each time); dropped after an
     /// error, and taken from the pool again by the next batch.
     writer: Arc<Mutex<Option<PoolConnection<D>>>>,
+    /// `push.delay` in ms once push is enabled (`PushOutbox::enable`), else -1: whether and
+    /// when the batch writes outbox rows.
+    push_delay: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl<D: Dialect> Clone for SqlStore<D> {
@@ -49,6 +53,7 @@ impl<D: Dialect> Clone for SqlStore<D> {
         SqlStore {
             pool: self.pool.clone(),
             writer: self.writer.clone(),
+            push_delay: self.push_delay.clone(),
         }
     }
 }
@@ -64,6 +69,7 @@ impl<D: Dialect> SqlStore<D> {
         SqlStore {
             pool,
             writer: Default::default(),
+            push_delay: Arc::new((-1).into()),
         }
     }
 
@@ -229,5 +235,9 @@ where
 
     async fn blocked(&self, user: UserId) -> Result<Vec<UserId>, StoreError> {
         SqlStore::blocked(self, user).await
+    }
+
+    fn push(&self) -> Arc<dyn crate::store::PushOutbox> {
+        Arc::new(self.clone())
     }
 }
