@@ -18,6 +18,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::on_both_backends;
+use crate::support::app::query_int;
+use crate::support::cluster::Cluster;
 use crate::support::{Backend, Client, TestApp, eventually};
 
 const WEBHOOK_SECRET: &str = "whsec-test-secret-0123456789";
@@ -26,6 +28,8 @@ const WAIT: Duration = Duration::from_secs(20);
 /// One POST the receiver got.
 #[derive(Clone)]
 struct Post {
+    /// When it arrived, ms since the Unix epoch.
+    at: i64,
     timestamp: String,
     signature: String,
     body: Bytes,
@@ -62,6 +66,7 @@ impl Receiver {
                 };
                 let mut posts = recorded.lock();
                 posts.push(Post {
+                    at: chrono::Utc::now().timestamp_millis(),
                     timestamp: header("x-chat-timestamp"),
                     signature: header("x-chat-signature"),
                     body,
@@ -90,6 +95,19 @@ impl Receiver {
             events.extend(body["events"].as_array().unwrap().iter().cloned());
         }
         events
+    }
+
+    /// When the first POST holding message `id` arrived.
+    fn arrival_of(&self, id: &Value) -> Option<i64> {
+        let posts = self.posts.lock().clone();
+        posts.into_iter().find_map(|post| {
+            let body: Value = serde_json::from_slice(&post.body).ok()?;
+            let events = body["events"].as_array()?.clone();
+            events
+                .iter()
+                .any(|e| e["message_id"] == *id)
+                .then_some(post.at)
+        })
     }
 
     /// The events of message `id`.
@@ -320,8 +338,73 @@ async fn a_restarted_gateway_delivers_the_outbox(backend: Backend) {
     let _ = serving.await;
 }
 
+async fn a_dead_claimers_rows_go_to_another_node_after_its_lease(backend: Backend) {
+    let hook = Receiver::free_addr().await;
+    let receiver = Receiver::start(hook, 0).await;
+    let app = TestApp::spawn_with(backend, |settings| {
+        push_to(hook)(settings);
+        settings.push.delay = Duration::from_secs(2);
+    })
+    .await;
+    let mut alice = Client::connect(&app, 1).await;
+    let ack = alice.private(2, "claimed by a node that then died").await;
+    assert_eq!(ack["code"], 2101, "{ack}");
+    // Before it is due, a node claims the row and dies holding it.
+    let lease_end = chrono::Utc::now().timestamp_millis() + 2_500;
+    let claimed =
+        format!("UPDATE push_outbox SET claimed_by = 'dead-node-1', claimed_until = {lease_end}");
+    app.sql(&claimed).await;
+    let arrived = eventually(WAIT, "the push after the lease", async || {
+        receiver.arrival_of(&ack["id"])
+    })
+    .await;
+    assert!(
+        arrived >= lease_end,
+        "not sent while the dead node's lease held: {arrived} < {lease_end}"
+    );
+    assert_eq!(receiver.of(&ack["id"]).len(), 1);
+}
+
 on_both_backends!(
     pushes_offline_recipients_only,
     receiver_down_then_up_loses_nothing,
     a_restarted_gateway_delivers_the_outbox,
+    a_dead_claimers_rows_go_to_another_node_after_its_lease,
 );
+
+/// Two nodes: the sending node deletes the row of a message delivered on the other node;
+/// both dispatchers race for the offline recipient's row and it is posted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_the_online_are_not_pushed_and_the_offline_once() {
+    let hook = Receiver::free_addr().await;
+    let receiver = Receiver::start(hook, 0).await;
+    let url = format!("http://{hook}/hook");
+    let cluster = Cluster::start_with(
+        2,
+        &[
+            ("CHAT__PUSH__WEBHOOK_URL", &url),
+            ("CHAT__PUSH__WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ("CHAT__PUSH__DELAY", "300ms"),
+            ("CHAT__PUSH__POLL_INTERVAL", "20ms"),
+        ],
+    )
+    .await;
+    let mut alice = cluster.connect(0, 1).await;
+    let mut bob = cluster.connect(1, 2).await;
+    cluster.wait_subscribers("chat:u:2", 1);
+    let online = alice.private(2, "bob is on the other node").await;
+    assert_eq!(online["code"], 2100, "{online}");
+    bob.expect(2000).await;
+    let offline = alice.private(3, "carol is away").await;
+    assert_eq!(offline["code"], 2101, "{offline}");
+    eventually(WAIT, "carol's push", async || {
+        !receiver.of(&offline["id"]).is_empty()
+    })
+    .await;
+    eventually(WAIT, "an empty outbox", async || {
+        query_int(&cluster.database, "SELECT COUNT(*) FROM push_outbox").await == 0
+    })
+    .await;
+    assert_eq!(receiver.of(&offline["id"]).len(), 1, "posted once");
+    assert!(receiver.of(&online["id"]).is_empty(), "online: not pushed");
+}
