@@ -150,6 +150,7 @@ impl Application {
         tokio::spawn(crate::push::Push::dispatch(
             state.settings.push.clone(),
             state.store.clone(),
+            state.bus.clone(),
             state.metrics.clone(),
             state.shutdown.clone(),
         ));

@@ -1,6 +1,7 @@
-//! The dispatcher: claims due outbox rows with a lease, drops muted and orphaned ones,
-//! POSTs the rest in batches (at most `push.concurrency` at a time), then deletes the sent
-//! rows and reschedules the failed ones with exponential backoff and jitter.
+//! The dispatcher: claims due outbox rows with a lease, turns each into its events (a group
+//! message's: one per member offline now), drops muted and orphaned ones, POSTs the rest in
+//! batches (at most `push.concurrency` at a time), then deletes the sent rows and
+//! reschedules the failed ones with exponential backoff and jitter.
 
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashSet};
@@ -10,15 +11,28 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::webhook::{Event, Webhook};
+use crate::bus::{Bus, Topic};
 use crate::ids::{UserId, millis_now};
 use crate::metrics::Metrics;
 use crate::settings::PushSettings;
+use crate::store::StoreError;
 use crate::store::push::{Muted, OutboxRow, PushOutbox};
+
+/// One outbox row and the events it makes: one for a private message, one per offline
+/// member for a group message. The row goes only once all of them were accepted.
+struct Unit {
+    key: (Uuid, UserId),
+    /// The attempt these events are (the row's attempts before, plus one).
+    attempt: u32,
+    events: Vec<Event>,
+}
 
 /// One node's dispatcher.
 pub(super) struct Dispatcher {
     settings: PushSettings,
     outbox: Arc<dyn PushOutbox>,
+    /// Presence of group members when a group message's event is due.
+    bus: Arc<dyn Bus>,
     hook: Webhook,
     metrics: Arc<Metrics>,
     /// This node's part of each claim token (`{node}-{round}`).
@@ -30,12 +44,14 @@ impl Dispatcher {
     pub(super) fn new(
         settings: PushSettings,
         outbox: Arc<dyn PushOutbox>,
+        bus: Arc<dyn Bus>,
         hook: Webhook,
         metrics: Arc<Metrics>,
     ) -> Dispatcher {
         Dispatcher {
             settings,
             outbox,
+            bus,
             hook,
             metrics,
             node: rand::random(),
@@ -69,7 +85,7 @@ impl Dispatcher {
     }
 
     /// One claim and what follows; whether the claim was full (more may be due).
-    async fn round(&mut self) -> Result<bool, crate::store::StoreError> {
+    async fn round(&mut self) -> Result<bool, StoreError> {
         self.round += 1;
         let token = format!("{:016x}-{}", self.node, self.round);
         let limit = self.settings.batch_max * self.settings.concurrency;
@@ -78,106 +94,164 @@ impl Dispatcher {
             .claim(&token, millis_now(), self.settings.lease, limit)
             .await?;
         let full = rows.len() >= limit;
-        let (events, gone) = self.sendable(rows).await?;
-        self.outbox.remove(&gone).await?;
-        let hook = &self.hook;
-        let sends = events
-            .chunks(self.settings.batch_max)
-            .map(|batch| async move { (batch, hook.post(batch).await) });
-        for (batch, result) in join_all(sends).await {
-            let keys: Vec<(Uuid, UserId)> =
-                batch.iter().map(|e| (e.message_id, e.user_id)).collect();
-            match result {
-                Ok(()) => {
-                    self.outbox.remove(&keys).await?;
-                    self.metrics.push.sent.add(keys.len() as u64);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, events = batch.len(), "push webhook POST failed");
-                    self.failed(batch).await?;
+        let mut units = Vec::with_capacity(rows.len());
+        let mut gone = Vec::new();
+        for row in rows {
+            match self.unit(row).await {
+                Ok(unit) if unit.events.is_empty() => gone.push(unit.key),
+                Ok(unit) => units.push(unit),
+                // A group whose members or presence could not be read: tried again later.
+                Err((key, attempt, e)) => {
+                    tracing::warn!(error = %e, "push event not prepared");
+                    self.failed(&[key], attempt, 1).await?;
                 }
             }
         }
+        self.outbox.remove(&gone).await?;
+        self.send(units).await?;
         Ok(full)
     }
 
-    /// The events to send, and the rows to delete unsent: orphaned (the message is not
-    /// there) or muted by their user.
-    async fn sendable(
-        &self,
-        rows: Vec<OutboxRow>,
-    ) -> Result<(Vec<Event>, Vec<(Uuid, UserId)>), crate::store::StoreError> {
-        let mut gone = Vec::new();
-        let mut live = Vec::with_capacity(rows.len());
-        for row in rows {
-            match row.message.clone() {
-                Some((sender, group, ts)) => live.push((row, sender, group, ts)),
-                None => gone.push((row.message_id, row.user_id)),
+    /// POSTs the units' events in batches of `push.batch_max`, all batches at once (at most
+    /// `push.concurrency` of them: the claim's limit); removes the rows whose events were
+    /// all accepted and reschedules the others.
+    async fn send(&self, units: Vec<Unit>) -> Result<(), StoreError> {
+        let events: Vec<(usize, &Event)> = units
+            .iter()
+            .enumerate()
+            .flat_map(|(i, unit)| unit.events.iter().map(move |e| (i, e)))
+            .collect();
+        let hook = &self.hook;
+        let sends = events
+            .chunks(self.settings.batch_max)
+            .map(|chunk| async move {
+                let batch: Vec<Event> = chunk.iter().map(|(_, e)| (*e).clone()).collect();
+                let result = hook.post(&batch).await;
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, events = batch.len(), "push webhook POST failed");
+                }
+                (chunk, result.is_ok())
+            });
+        let mut failed = vec![false; units.len()];
+        for (chunk, ok) in join_all(sends).await {
+            if !ok {
+                for (i, _) in chunk {
+                    failed[*i] = true;
+                }
             }
         }
-        let pairs: Vec<(UserId, Muted)> = live
-            .iter()
-            .map(|(row, sender, group, _)| {
-                let what = match group {
-                    Some(g) => Muted::Group(g.clone()),
-                    None => Muted::User(*sender),
-                };
-                (row.user_id, what)
-            })
-            .collect();
+        let mut sent = Vec::new();
+        let mut retry: BTreeMap<u32, (Vec<(Uuid, UserId)>, usize)> = BTreeMap::new();
+        for (unit, failed) in units.iter().zip(failed) {
+            if failed {
+                let entry = retry.entry(unit.attempt).or_default();
+                entry.0.push(unit.key);
+                entry.1 += unit.events.len();
+            } else {
+                sent.push(unit.key);
+                self.metrics.push.sent.add(unit.events.len() as u64);
+            }
+        }
+        self.outbox.remove(&sent).await?;
+        for (attempt, (keys, events)) in retry {
+            self.failed(&keys, attempt, events).await?;
+        }
+        Ok(())
+    }
+
+    /// The events of one row: none when its message is gone (a repeated `client_msg_id`
+    /// not stored), when the user muted the conversation, or, for a group, when no member
+    /// but the sender is offline (or the group is over `push.group_max_members`).
+    async fn unit(&self, row: OutboxRow) -> Result<Unit, ((Uuid, UserId), u32, String)> {
+        let key = (row.message_id, row.user_id);
+        let attempt = row.attempts + 1;
+        let mut unit = Unit {
+            key,
+            attempt,
+            events: Vec::new(),
+        };
+        let Some((sender, group, ts)) = row.message else {
+            return Ok(unit);
+        };
+        let (users, what) = match &group {
+            None => (vec![row.user_id], Muted::User(sender)),
+            Some(g) => {
+                let offline = self.offline_members(g, sender).await;
+                (
+                    offline.map_err(|e| (key, attempt, e))?,
+                    Muted::Group(g.clone()),
+                )
+            }
+        };
+        let pairs: Vec<(UserId, Muted)> = users.iter().map(|u| (*u, what.clone())).collect();
         let muted: HashSet<(UserId, Muted)> = if pairs.is_empty() {
             HashSet::new()
         } else {
-            self.outbox.muted(&pairs).await?.into_iter().collect()
+            let found = self.outbox.muted(&pairs).await;
+            found
+                .map_err(|e| (key, attempt, e.to_string()))?
+                .into_iter()
+                .collect()
         };
-        let mut events = Vec::with_capacity(live.len());
-        for ((row, sender, group, ts), pair) in live.into_iter().zip(pairs) {
+        for pair in pairs {
             if muted.contains(&pair) {
                 self.metrics.push.muted.inc();
-                gone.push((row.message_id, row.user_id));
                 continue;
             }
-            events.push(Event {
-                idempotency_key: format!("{}:{}", row.message_id, row.user_id),
+            let user = pair.0;
+            unit.events.push(Event {
+                idempotency_key: format!("{}:{user}", row.message_id),
                 kind: "message",
-                user_id: row.user_id,
+                user_id: user,
                 sender_id: sender,
                 message_id: row.message_id,
-                group_id: group,
+                group_id: group.clone(),
                 ts,
-                attempt: row.attempts + 1,
+                attempt,
             });
         }
-        Ok((events, gone))
+        Ok(unit)
     }
 
-    /// A batch whose POST failed: each event tried again after its backoff, or dropped
-    /// after `push.max_attempts`.
-    async fn failed(&self, batch: &[Event]) -> Result<(), crate::store::StoreError> {
-        let mut dropped = Vec::new();
-        let mut by_attempt: BTreeMap<u32, Vec<(Uuid, UserId)>> = BTreeMap::new();
-        for e in batch {
-            let key = (e.message_id, e.user_id);
-            if e.attempt >= self.settings.max_attempts {
-                dropped.push(key);
-            } else {
-                by_attempt.entry(e.attempt).or_default().push(key);
+    /// The members of `group` other than `sender` with no device online now; none when the
+    /// group has more than `push.group_max_members`.
+    async fn offline_members(&self, group: &str, sender: UserId) -> Result<Vec<UserId>, String> {
+        let most = self.settings.group_max_members;
+        let members = self.outbox.members_up_to(group, most + 1).await;
+        let members = members.map_err(|e| e.to_string())?;
+        if members.len() > most {
+            return Ok(Vec::new());
+        }
+        let others: Vec<UserId> = members.into_iter().filter(|m| *m != sender).collect();
+        let topics: Vec<Topic> = others.iter().map(|m| Topic::User(*m)).collect();
+        let holders = join_all(topics.iter().map(|t| self.bus.holders(t))).await;
+        let mut offline = Vec::new();
+        for (member, held) in others.into_iter().zip(holders) {
+            if held.map_err(|e| e.to_string())? == 0 {
+                offline.push(member);
             }
         }
-        if !dropped.is_empty() {
-            tracing::warn!(
-                events = dropped.len(),
-                "push events dropped after push.max_attempts"
-            );
-            self.outbox.remove(&dropped).await?;
-            self.metrics.push.failed.add(dropped.len() as u64);
+        Ok(offline)
+    }
+
+    /// Rows whose POST failed (`events` events in all), at attempt `attempt`: tried again
+    /// after their backoff, or dropped after `push.max_attempts`.
+    async fn failed(
+        &self,
+        keys: &[(Uuid, UserId)],
+        attempt: u32,
+        events: usize,
+    ) -> Result<(), StoreError> {
+        if attempt >= self.settings.max_attempts {
+            tracing::warn!(events, "push events dropped after push.max_attempts");
+            self.outbox.remove(keys).await?;
+            self.metrics.push.failed.add(events as u64);
+            return Ok(());
         }
-        for (attempt, keys) in by_attempt {
-            let wait = backoff(&self.settings, attempt, rand::random_range(0.5..1.5));
-            let due = millis_now().saturating_add(wait.as_millis() as i64);
-            self.outbox.retry_at(&keys, due).await?;
-            self.metrics.push.retried.add(keys.len() as u64);
-        }
+        let wait = backoff(&self.settings, attempt, rand::random_range(0.5..1.5));
+        let due = millis_now().saturating_add(wait.as_millis() as i64);
+        self.outbox.retry_at(keys, due).await?;
+        self.metrics.push.retried.add(events as u64);
         Ok(())
     }
 }

@@ -9,9 +9,14 @@
 //! with a lease and POSTs them (`webhook`). A node that dies before deleting a row makes a
 //! spurious push, never a lost one.
 //!
-//! Group messages are not pushed: a group's publish count says how many nodes hold any
-//! member, not which members are offline, and a row per member per message would cost a
-//! million rows for a large group's one message.
+//! Group messages: a group's publish count says how many nodes hold any member, not which
+//! members are offline, and a row per member per message would cost a million rows for
+//! one message of a large group. So a group message gets one row (user 0), never deleted
+//! by the live path; when it is due, the dispatcher reads the group's members (only in
+//! groups of at most `push.group_max_members`) and asks the bus which of them have a
+//! device online *then*: the others (not the sender, not those who muted the group) get
+//! an event each. A member online at the publish who went offline within `push.delay`
+//! gets a push for a message their device already received.
 
 mod dispatcher;
 pub mod webhook;
@@ -21,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::bus::Bus;
 use crate::metrics::Metrics;
 use crate::settings::PushSettings;
 use crate::store::Store;
@@ -46,7 +52,7 @@ impl Push {
             return Push::default();
         }
         let outbox = store.push();
-        outbox.enable(settings.delay);
+        outbox.enable(settings.delay, settings.group_max_members > 0);
         let (tx, mut rx) = mpsc::channel(LIVE_QUEUE);
         tokio::spawn(async move {
             let mut ids = Vec::with_capacity(LIVE_BATCH);
@@ -72,12 +78,13 @@ impl Push {
     pub async fn dispatch(
         settings: PushSettings,
         store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) {
         match webhook::Webhook::new(&settings) {
             Ok(Some(hook)) => {
-                dispatcher::Dispatcher::new(settings, store.push(), hook, metrics)
+                dispatcher::Dispatcher::new(settings, store.push(), bus, hook, metrics)
                     .run(shutdown)
                     .await
             }

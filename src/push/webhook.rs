@@ -31,7 +31,7 @@ pub struct Event {
     pub user_id: UserId,
     pub sender_id: UserId,
     pub message_id: Uuid,
-    /// The group, for a group message (none yet: only private messages are pushed).
+    /// The group, for a group message (absent for a private one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<GroupId>,
     /// The message's time, ms since the Unix epoch.

@@ -41,6 +41,10 @@ pub struct PushSettings {
     /// The longest wait between two attempts. Default `5m`.
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
+    /// Group messages are pushed to the members with no device online when the event is
+    /// due, in groups of at most this many members; larger groups' messages are not pushed.
+    /// `0`: only private messages are pushed. Default 100.
+    pub group_max_members: usize,
     /// Attempts before an event is dropped (counted in `chat_push_events_total{outcome="failed"}`).
     /// Default 20 (about an hour and a half of retries with the defaults).
     pub max_attempts: u32,
@@ -60,6 +64,7 @@ impl Default for PushSettings {
             backoff: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             max_attempts: 20,
+            group_max_members: 100,
         }
     }
 }
@@ -93,9 +98,43 @@ impl PushSettings {
                 "push.batch_max must be from 1 to 1000 and push.concurrency from 1 to 64".into(),
             );
         }
+        if self.group_max_members > 10_000 {
+            return Err("push.group_max_members must be at most 10000".into());
+        }
         if self.lease <= self.timeout || self.poll_interval.is_zero() || self.max_attempts == 0 {
             return Err("push.lease must exceed push.timeout; push.poll_interval and push.max_attempts must be above 0".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_needs_a_secret_and_an_http_url() {
+        let mut push = PushSettings::default();
+        push.validate().unwrap();
+        assert!(!push.enabled());
+        push.webhook_url = Some(Secret::from("https://backend.example.com/push"));
+        assert!(push.validate().unwrap_err().contains("webhook_secret"));
+        push.webhook_secret = Some(Secret::from("short"));
+        assert!(push.validate().unwrap_err().contains("16 bytes"));
+        push.webhook_secret = Some(Secret::from("a-secret-of-enough-bytes"));
+        push.validate().unwrap();
+        push.webhook_url = Some(Secret::from("ftp://backend.example.com/push"));
+        assert!(push.validate().unwrap_err().contains("http://"));
+        push.webhook_url = Some(Secret::from("http://backend:8000/push"));
+        push.lease = push.timeout;
+        assert!(push.validate().unwrap_err().contains("push.lease"));
+        push.lease = Duration::from_secs(30);
+        push.batch_max = 0;
+        assert!(push.validate().unwrap_err().contains("push.batch_max"));
+        assert_eq!(
+            format!("{:?}", push.webhook_secret.unwrap()),
+            "[redacted]",
+            "never printed"
+        );
     }
 }

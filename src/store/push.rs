@@ -3,7 +3,8 @@
 //!
 //! Contract, for every implementation:
 //! - Once `enable` was called, `Store::insert_messages` writes one outbox row per private
-//!   message it inserts, in the same transaction, due `delay` after it.
+//!   message it inserts (and per group message, if asked), in the same transaction, due
+//!   `delay` after it.
 //! - `claim` hands each due, unclaimed (or lease-expired) row to one claimer at a time.
 //! - Rows stay until `remove`d: whatever happens to a claimer, a row is claimed again once
 //!   its lease ran out (at least once).
@@ -19,7 +20,7 @@ use crate::ids::{GroupId, UserId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub message_id: Uuid,
-    /// The user to notify.
+    /// The user to notify; 0 for a group message (its members are found when it is due).
     pub user_id: UserId,
     /// Attempts made before this claim.
     pub attempts: u32,
@@ -40,9 +41,12 @@ pub enum Muted {
 /// The store's side of push; see the module docs for the contract.
 #[async_trait]
 pub trait PushOutbox: Send + Sync + 'static {
-    /// From now on, `insert_messages` writes an outbox row per private message, due `delay`
-    /// after it is stored.
-    fn enable(&self, delay: Duration);
+    /// From now on, `insert_messages` writes an outbox row per private message (user_id
+    /// its recipient) and, with `groups`, per group message (user_id 0: its members are
+    /// found when it is due), due `delay` after it is stored.
+    fn enable(&self, delay: Duration, groups: bool);
+    /// The members of `group`, at most `limit` of them (more means the group is larger).
+    async fn members_up_to(&self, group: &str, limit: usize) -> Result<Vec<UserId>, StoreError>;
     /// Deletes the rows of these messages (they reached an online device).
     async fn delivered_live(&self, ids: &[Uuid]) -> Result<(), StoreError>;
     /// Claims at most `limit` rows due at `now` (ms) for `claimer` until `now + lease`.

@@ -365,7 +365,54 @@ async fn a_dead_claimers_rows_go_to_another_node_after_its_lease(backend: Backen
     assert_eq!(receiver.of(&ack["id"]).len(), 1);
 }
 
+async fn group_messages_push_the_offline_members(backend: Backend) {
+    let hook = Receiver::free_addr().await;
+    let receiver = Receiver::start(hook, 0).await;
+    let app = TestApp::spawn_with(backend, |settings| {
+        push_to(hook)(settings);
+        settings.push.group_max_members = 4;
+    })
+    .await;
+    // Alice sends; Bob is online; Carol is offline; Dave is offline and muted the group.
+    let small = app.create_group(1, &[2, 3, 4]).await;
+    let large = app.create_group(1, &[2, 3, 4, 5]).await;
+    assert_eq!(
+        app.put(&format!("/api/mutes/groups/{small}"), 4).await.0,
+        201
+    );
+    let mut alice = Client::connect(&app, 1).await;
+    let _bob = Client::connect(&app, 2).await;
+    let over = alice
+        .group_stored(&large, "five members: over the limit")
+        .await;
+    let ack = alice
+        .group_stored(&small, "carol should hear of this")
+        .await;
+    let events = eventually(WAIT, "carol's push", async || {
+        Some(receiver.of(&ack["id"])).filter(|e| !e.is_empty())
+    })
+    .await;
+    eventually(WAIT, "an empty outbox", async || {
+        app.sql_int("SELECT COUNT(*) FROM push_outbox").await == 0
+    })
+    .await;
+    let events_now = receiver.of(&ack["id"]);
+    assert_eq!(events_now.len(), 1, "only carol: {events_now:?}");
+    let event = &events[0];
+    assert_eq!(event["user_id"], 3);
+    assert_eq!(event["sender_id"], 1);
+    assert_eq!(event["group_id"], small.as_str());
+    let key = format!("{}:3", ack["id"].as_str().unwrap());
+    assert_eq!(event["idempotency_key"], key);
+    assert!(
+        receiver.of(&over["id"]).is_empty(),
+        "a group over push.group_max_members"
+    );
+    assert_eq!(pushed(&app, "muted").await, 1);
+}
+
 on_both_backends!(
+    group_messages_push_the_offline_members,
     pushes_offline_recipients_only,
     receiver_down_then_up_loses_nothing,
     a_restarted_gateway_delivers_the_outbox,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::dialect::Value;
 use super::literals::{push_id, push_opt_int, push_opt_text, push_undelivered};
-use super::push::push_outbox_rows;
+use super::push::{Outboxing, push_outbox_rows};
 use super::rows::{CHUNK, pair};
 use super::{Dialect, SqlStore};
 use crate::ids::UserId;
@@ -63,14 +63,14 @@ where
         // Whether the connection comes from an earlier batch (and may have died since); a
         // connection fresh from the pool was just opened or checked.
         let mut kept = held.is_some();
-        let push_delay = self.push_delay.load(std::sync::atomic::Ordering::Relaxed);
+        let outboxing = self.push.get();
         loop {
             let conn = match held.as_mut() {
                 Some(conn) => conn,
                 None => held.insert(self.pool.acquire().await?),
             };
             let mut committing = false;
-            let written = Self::write_batch(conn, batch, undelivered, push_delay, &mut committing);
+            let written = Self::write_batch(conn, batch, undelivered, outboxing, &mut committing);
             let error = match written.await {
                 Ok(outcomes) => return Ok(outcomes),
                 Err(e) => e,
@@ -101,12 +101,12 @@ where
         conn: &mut D::Connection,
         batch: &[Message],
         undelivered: &[Uuid],
-        push_delay: i64,
+        outboxing: Outboxing,
         committing: &mut bool,
     ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
         let refusals = Self::open_and_look_up(conn, batch, undelivered).await?;
         let (mut outcomes, accepted) = decide(batch, &refusals);
-        let inserted = Self::insert_and_commit(conn, &accepted, push_delay, committing).await?;
+        let inserted = Self::insert_and_commit(conn, &accepted, outboxing, committing).await?;
         // A repeated (sender, client_msg_id) names the first message, whatever else would
         // refuse it now: rows ignored by the insert (only a repeat can cause that), and
         // refused messages that were stored before the block or the removal.
@@ -142,12 +142,12 @@ where
     }
 
     /// Round trip 2 (more only for very large batches): insert, the push outbox rows when
-    /// push is on (`push_delay` ≥ 0: src/store/sql/push.rs), commit. Messages inserted.
+    /// push is on (src/store/sql/push.rs), commit. Messages inserted.
     /// `committing` turns true just before the request carrying COMMIT is sent.
     async fn insert_and_commit(
         conn: &mut D::Connection,
         accepted: &[&Message],
-        push_delay: i64,
+        outboxing: Outboxing,
         committing: &mut bool,
     ) -> Result<u64, sqlx::Error> {
         let mut inserted = 0;
@@ -182,7 +182,7 @@ where
         }
         // Every outbox row is new (fresh message ids), so the request's count is the
         // messages' plus exactly these; a row ignored anyway only costs a duplicate lookup.
-        let outbox = push_outbox_rows::<D>(&mut sql, accepted, push_delay);
+        let outbox = push_outbox_rows::<D>(&mut sql, accepted, outboxing);
         if D::COMMIT_WITH_INSERT {
             sql.push_str("COMMIT;");
             *committing = true;

@@ -43,9 +43,8 @@ pub struct SqlStore<D: Dialect> {
     /// warm caches instead of the pool's next connection each time); dropped after an
     /// error, and taken from the pool again by the next batch.
     writer: Arc<Mutex<Option<PoolConnection<D>>>>,
-    /// `push.delay` in ms once push is enabled (`PushOutbox::enable`), else -1: whether and
-    /// when the batch writes outbox rows.
-    push_delay: Arc<std::sync::atomic::AtomicI64>,
+    /// Whether and which push outbox rows the batch writes (`PushOutbox::enable`).
+    push: Arc<push::Mode>,
 }
 
 impl<D: Dialect> Clone for SqlStore<D> {
@@ -53,7 +52,7 @@ impl<D: Dialect> Clone for SqlStore<D> {
         SqlStore {
             pool: self.pool.clone(),
             writer: self.writer.clone(),
-            push_delay: self.push_delay.clone(),
+            push: self.push.clone(),
         }
     }
 }
@@ -69,7 +68,7 @@ impl<D: Dialect> SqlStore<D> {
         SqlStore {
             pool,
             writer: Default::default(),
-            push_delay: Arc::new((-1).into()),
+            push: Arc::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -17,22 +17,58 @@ use crate::message::{Message, Target};
 use crate::store::StoreError;
 use crate::store::push::{Muted, OutboxRow, PushOutbox};
 
-/// Appends the INSERT of one outbox row per private message of `accepted`, due `delay_ms`
-/// after it; the number of rows. Nothing when push is off (`delay_ms` < 0).
+/// Whether the batch writes outbox rows, and which: set by `PushOutbox::enable`.
+pub(super) struct Mode {
+    /// `push.delay` in ms; -1 while push is off.
+    delay_ms: AtomicI64,
+    /// Whether group messages get a row too.
+    groups: AtomicBool,
+}
+
+impl Default for Mode {
+    fn default() -> Mode {
+        Mode {
+            delay_ms: AtomicI64::new(-1),
+            groups: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A batch's view of `Mode`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outboxing {
+    delay_ms: i64,
+    groups: bool,
+}
+
+impl Mode {
+    pub(super) fn get(&self) -> Outboxing {
+        Outboxing {
+            delay_ms: self.delay_ms.load(Ordering::Relaxed),
+            groups: self.groups.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Appends the INSERT of one outbox row per private message of `accepted` (its recipient)
+/// and, if asked, per group message (user 0), due `push.delay` after it; the number of rows.
+/// Nothing when push is off.
 pub(super) fn push_outbox_rows<D: Dialect>(
     sql: &mut String,
     accepted: &[&Message],
-    delay_ms: i64,
+    mode: Outboxing,
 ) -> u64 {
-    if delay_ms < 0 {
+    if mode.delay_ms < 0 {
         return 0;
     }
+    let delay_ms = mode.delay_ms;
     let mut rows = 0;
-    let private = accepted.iter().filter_map(|m| match m.target {
+    let pushed = accepted.iter().filter_map(|m| match m.target {
         Target::User(r) => Some((m, r)),
+        Target::Group(_) if mode.groups => Some((m, 0)),
         Target::Group(_) => None,
     });
-    for (i, (m, recipient)) in private.enumerate() {
+    for (i, (m, recipient)) in pushed.enumerate() {
         if i % CHUNK == 0 {
             if i > 0 {
                 sql.push(';');
@@ -155,9 +191,20 @@ where
     Uuid: Value<D>,
     for<'a> &'a str: Encode<'a, D> + Type<D>,
 {
-    fn enable(&self, delay: Duration) {
+    fn enable(&self, delay: Duration, groups: bool) {
         let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-        self.push_delay.store(ms, Ordering::Relaxed);
+        self.push.groups.store(groups, Ordering::Relaxed);
+        self.push.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    async fn members_up_to(&self, group: &str, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id LIMIT ?",
+        )
+        .bind(group)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn delivered_live(&self, ids: &[Uuid]) -> Result<(), StoreError> {
