@@ -3,8 +3,9 @@
 //!
 //! Contract, for every implementation:
 //! - Once `enable` was called, `Store::insert_messages` writes one outbox row per private
-//!   message it inserts (and per group message, if asked), in the same transaction, due
-//!   `delay` after it.
+//!   message it accepts (and per group message, if asked), in the same transaction, due
+//!   `delay` after it. A repeat of a `client_msg_id` leaves a row whose `message` is `None`
+//!   (its message was not stored); the dispatcher drops it.
 //! - `claim` hands each due, unclaimed (or lease-expired) row to one claimer at a time.
 //! - Rows stay until `remove`d: whatever happens to a claimer, a row is claimed again once
 //!   its lease ran out (at least once).
