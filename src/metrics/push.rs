@@ -46,7 +46,7 @@ impl PushMetrics {
         );
         registry.register(
             "chat_push_queue_depth",
-            "Rows in the push outbox (all nodes'), as this node's dispatcher last counted them",
+            "Rows in the push outbox (all nodes'), as this node's dispatcher last counted them (every 5 s)",
             metrics.queue_depth.clone(),
         );
         metrics

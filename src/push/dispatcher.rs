@@ -6,7 +6,7 @@
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -17,6 +17,10 @@ use crate::metrics::Metrics;
 use crate::settings::PushSettings;
 use crate::store::StoreError;
 use crate::store::push::{Muted, OutboxRow, PushOutbox};
+
+/// How often the dispatcher counts the outbox (`chat_push_queue_depth`): a count reads
+/// every row, and the outbox grows while the webhook is down.
+const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
 /// One outbox row and the events it makes: one for a private message, one per offline
 /// member for a group message. The row goes only once all of them were accepted.
@@ -62,6 +66,7 @@ impl Dispatcher {
     /// Claims and sends until `shutdown`; a round that found a full claim goes again at
     /// once, otherwise the next waits `push.poll_interval`.
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let mut counted = None;
         loop {
             let full = match self.round().await {
                 Ok(full) => full,
@@ -70,8 +75,11 @@ impl Dispatcher {
                     false
                 }
             };
-            if let Ok(depth) = self.outbox.depth().await {
-                self.metrics.push.queue_depth.set(depth as i64);
+            if counted.is_none_or(|at: Instant| at.elapsed() >= DEPTH_EVERY) {
+                counted = Some(Instant::now());
+                if let Ok(depth) = self.outbox.depth().await {
+                    self.metrics.push.queue_depth.set(depth as i64);
+                }
             }
             if !full {
                 tokio::select! {

@@ -92,7 +92,9 @@ impl Webhook {
             .header(SIGNATURE_HEADER, format!("sha256={signature}"))
             .body(body)
             .send()
-            .await?;
+            .await
+            // The URL may hold credentials: errors are logged without it.
+            .map_err(reqwest::Error::without_url)?;
         let status = response.status();
         if status.is_success() {
             Ok(())

@@ -178,8 +178,17 @@ fn push_to(hook: SocketAddr) -> impl FnOnce(&mut Settings) {
 
 /// `chat_push_events_total{outcome}` as the gateway reports it.
 async fn pushed(app: &TestApp, outcome: &str) -> u64 {
+    metric(
+        app,
+        &format!("chat_push_events_total{{outcome=\"{outcome}\"}}"),
+    )
+    .await
+}
+
+/// The value of the series `series` (name and labels) in the gateway's metrics.
+async fn metric(app: &TestApp, series: &str) -> u64 {
     let text = app.metrics().await;
-    let line = format!("chat_push_events_total{{outcome=\"{outcome}\"}} ");
+    let line = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&line))
         .and_then(|v| v.trim().parse().ok())
@@ -262,6 +271,10 @@ async fn receiver_down_then_up_loses_nothing(backend: Backend) {
     // Nobody listens: every POST fails and is retried later.
     eventually(WAIT, "failed POSTs retried", async || {
         pushed(&app, "retried").await >= 3
+    })
+    .await;
+    eventually(WAIT, "the queue depth", async || {
+        metric(&app, "chat_push_queue_depth").await == 3
     })
     .await;
     // Up, but its first answer is a 500 after reading the POST: those events come again.
