@@ -76,6 +76,7 @@ impl Application {
             ),
             None => None,
         };
+        let push = crate::push::Push::start(&settings.push, &store);
         let state = AppState::new(Shared {
             auth,
             dev_tokens,
@@ -91,6 +92,7 @@ impl Application {
             admission: Admission::new(&settings.server, crate::fdlimit::soft()),
             shutdown,
             tracker: TaskTracker::new(),
+            push,
             settings,
         });
         Ok(Application {
@@ -143,6 +145,13 @@ impl Application {
         tokio::spawn(state.health.clone().run(
             state.store.clone(),
             state.bus.clone(),
+            state.shutdown.clone(),
+        ));
+        tokio::spawn(crate::push::Push::dispatch(
+            state.settings.push.clone(),
+            state.store.clone(),
+            state.bus.clone(),
+            state.metrics.clone(),
             state.shutdown.clone(),
         ));
         let server = &state.settings.server;

@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod message;
 pub mod metrics;
 pub mod protocol;
+pub mod push;
 pub mod settings;
 pub mod state;
 pub mod store;

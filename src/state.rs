@@ -44,6 +44,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Counts live connections, so a drain can wait for them.
     pub tracker: TaskTracker,
+    /// Push for offline users (off unless `push.webhook_url` is set).
+    pub push: crate::push::Push,
 }
 
 impl AppState {

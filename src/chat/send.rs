@@ -58,6 +58,10 @@ impl Session {
             Ok(InsertOutcome::Stored) => {
                 self.state.metrics.messages_stored.inc();
                 let delivered = self.publish_private(recipient, &message).await;
+                if delivered {
+                    // Online somewhere: no push (src/push).
+                    self.state.push.delivered_live(message.id);
+                }
                 self.acknowledge(&message, delivered);
             }
             Ok(InsertOutcome::Duplicate { id, ts, delivered }) => {

@@ -7,6 +7,7 @@ mod dev;
 mod error;
 mod groups;
 mod health;
+mod mutes;
 mod receipts;
 mod serve;
 mod social;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conversations::router())
         .merge(receipts::router())
         .merge(social::router())
+        .merge(mutes::router())
         .merge(health::router())
         .merge(dev::router());
     if state.settings.server.metrics_bind.is_none() {

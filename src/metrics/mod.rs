@@ -7,6 +7,9 @@
 //! docs/operations.md lists every metric with what it means and the alerts over them.
 
 mod process;
+mod push;
+
+pub use push::PushMetrics;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter as PromCounter;
@@ -175,6 +178,8 @@ pub struct Metrics {
     ready: Gauge,
     dependency_up: Family<DependencyLabel, Gauge>,
     bus_connected: Gauge,
+    /// The push webhook (src/push).
+    pub push: PushMetrics,
     registry: Registry,
 }
 
@@ -367,6 +372,7 @@ impl Metrics {
         });
         registry.register("chat_build", "The running build", build);
         registry.register_collector(Box::new(process::ProcessCollector));
+        let push = PushMetrics::register(&mut registry);
         let mut made = made.into_iter();
         let mut next = || made.next().expect("one counter per name");
         Metrics {
@@ -395,6 +401,7 @@ impl Metrics {
             ready,
             dependency_up,
             bus_connected,
+            push,
             registry,
         }
     }

@@ -2,11 +2,13 @@
 //! docs/configuration.md lists every key; each field's doc states its default.
 
 mod nets;
+mod push;
 mod secret;
 mod sections;
 mod urls;
 
 pub use nets::{IpNet, canonical};
+pub use push::PushSettings;
 pub use secret::{Secret, redact_url};
 pub use sections::{
     AuthSettings, BusSettings, ChatSettings, LimitSettings, LogSettings, ServerSettings,
@@ -28,6 +30,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub chat: ChatSettings,
     pub log: LogSettings,
+    pub push: PushSettings,
 }
 
 impl Settings {
@@ -156,6 +159,7 @@ impl Settings {
                     .into(),
             );
         }
+        self.push.validate()?;
         Ok(())
     }
 }

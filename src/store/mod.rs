@@ -12,9 +12,11 @@
 //!   unread messages changes nothing.
 //! - Device positions only move forward; at most `keep` devices per user are remembered.
 
+pub mod push;
 mod sql;
 pub mod writer;
 
+pub use push::PushOutbox;
 pub use sql::{MySqlStore, SqlStore, SqliteStore};
 pub use writer::MessageWriter;
 
@@ -343,6 +345,9 @@ pub trait Store: Send + Sync + 'static {
     /// Applies an edit or delete by the message's sender, atomically with its
     /// `client_msg_id` record (sql/edits.rs).
     async fn edit_message(&self, edit: &Edit) -> Result<EditOutcome, StoreError>;
+
+    /// The push outbox and mutes on the same database (store/push.rs).
+    fn push(&self) -> Arc<dyn PushOutbox>;
 }
 
 /// Connects to the store that `settings.url` names, migrating if asked: one match arm per

@@ -33,6 +33,7 @@ mod observability;
 mod private;
 mod process;
 mod protocol_errors;
+mod push;
 mod readiness;
 mod receipts;
 mod rest_groups;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::dialect::Value;
 use super::literals::{push_id, push_opt_int, push_opt_text, push_undelivered};
+use super::push::{Outboxing, push_outbox_rows};
 use super::rows::{CHUNK, pair};
 use super::{Dialect, SqlStore};
 use crate::ids::UserId;
@@ -62,13 +63,15 @@ where
         // Whether the connection comes from an earlier batch (and may have died since); a
         // connection fresh from the pool was just opened or checked.
         let mut kept = held.is_some();
+        let outboxing = self.push.get();
         loop {
             let conn = match held.as_mut() {
                 Some(conn) => conn,
                 None => held.insert(self.pool.acquire().await?),
             };
             let mut committing = false;
-            let error = match Self::write_batch(conn, batch, undelivered, &mut committing).await {
+            let written = Self::write_batch(conn, batch, undelivered, outboxing, &mut committing);
+            let error = match written.await {
                 Ok(outcomes) => return Ok(outcomes),
                 Err(e) => e,
             };
@@ -98,11 +101,12 @@ where
         conn: &mut D::Connection,
         batch: &[Message],
         undelivered: &[Uuid],
+        outboxing: Outboxing,
         committing: &mut bool,
     ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
         let refusals = Self::open_and_look_up(conn, batch, undelivered).await?;
         let (mut outcomes, accepted) = decide(batch, &refusals);
-        let inserted = Self::insert_and_commit(conn, &accepted, committing).await?;
+        let inserted = Self::insert_and_commit(conn, &accepted, outboxing, committing).await?;
         // A repeated (sender, client_msg_id) names the first message, whatever else would
         // refuse it now: rows ignored by the insert (only a repeat can cause that), and
         // refused messages that were stored before the block or the removal.
@@ -137,12 +141,14 @@ where
         Ok(found)
     }
 
-    /// Round trip 2 (more only for very large batches): insert, count what was inserted,
-    /// update the conversation list from it, commit. Rows inserted. `committing` turns true
-    /// just before the request carrying COMMIT is sent.
+    /// Round trip 2 (more only for very large batches): insert, the push outbox rows when
+    /// push is on (src/store/sql/push.rs), count what was inserted, update the conversation
+    /// list from it, commit. Messages inserted. `committing` turns true just before the
+    /// request carrying COMMIT is sent.
     async fn insert_and_commit(
         conn: &mut D::Connection,
         accepted: &[&Message],
+        outboxing: Outboxing,
         committing: &mut bool,
     ) -> Result<u64, sqlx::Error> {
         if accepted.is_empty() {
@@ -181,6 +187,7 @@ where
         if rows_in_statement > 0 {
             sql.push(';');
         }
+        push_outbox_rows::<D>(&mut sql, accepted, outboxing);
         // Inserted rows are the accepted ids now present (an ignored row is a repeated
         // client_msg_id, whose new id is not). The conversation list is updated from those
         // rows only, so a repeat never counts twice.

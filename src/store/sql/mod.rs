@@ -11,6 +11,7 @@ mod groups;
 mod literals;
 mod messages;
 mod mysql;
+mod push;
 mod read_state;
 mod rows;
 mod social;
@@ -47,6 +48,8 @@ pub struct SqlStore<D: Dialect> {
     /// warm caches instead of the pool's next connection each time); dropped after an
     /// error, and taken from the pool again by the next batch.
     writer: Arc<Mutex<Option<PoolConnection<D>>>>,
+    /// Whether and which push outbox rows the batch writes (`PushOutbox::enable`).
+    push: Arc<push::Mode>,
 }
 
 impl<D: Dialect> Clone for SqlStore<D> {
@@ -54,6 +57,7 @@ impl<D: Dialect> Clone for SqlStore<D> {
         SqlStore {
             pool: self.pool.clone(),
             writer: self.writer.clone(),
+            push: self.push.clone(),
         }
     }
 }
@@ -69,6 +73,7 @@ impl<D: Dialect> SqlStore<D> {
         SqlStore {
             pool,
             writer: Default::default(),
+            push: Arc::default(),
         }
     }
 
@@ -262,5 +267,9 @@ where
 
     async fn edit_message(&self, edit: &Edit) -> Result<EditOutcome, StoreError> {
         retrying(|| self.edit_once(edit)).await
+    }
+
+    fn push(&self) -> Arc<dyn crate::store::PushOutbox> {
+        Arc::new(self.clone())
     }
 }

@@ -3,6 +3,7 @@
 //! are grouped by what they exercise: `writes`, `reads`, `people`.
 
 mod people;
+mod push;
 mod reads;
 mod writes;
 
