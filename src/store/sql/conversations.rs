@@ -97,7 +97,7 @@ where
                 peer_read_upto: None,
             });
         }
-        list.sort_by(|a, b| b.activity.cmp(&a.activity));
+        list.sort_by_key(|c| std::cmp::Reverse(c.activity));
         let more = list.len() > limit as usize;
         list.truncate(limit as usize);
         self.read_state_of(user, &mut list).await?;
