@@ -37,9 +37,11 @@ impl Session {
             let reason = "the token names another user than this connection's";
             return self.refuse(codes::TOKEN_REFUSED, reason, None);
         }
-        self.unwatch_expiry();
-        self.watch_expiry(identity.expires_at);
+        // The answer goes first: a warning for the new expiry (1004) follows it, never
+        // precedes it.
         self.outbox
             .reply(server::token_refreshed(identity.expires_at));
+        self.unwatch_expiry();
+        self.watch_expiry(identity.expires_at);
     }
 }

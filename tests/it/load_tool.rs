@@ -701,8 +701,17 @@ async fn a_killed_bus_shows_as_lost_messages() {
 /// member dropped again in the middle of its resync loses what that sync had already
 /// marked read, the protocol's known property, docs/load-testing.md.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tiny_outbound_queues_show_as_dropped_connections_and_gaps() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.server.outbound_queue = 2).await;
+async fn server_closes_show_as_dropped_connections_and_resyncs() {
+    // Senders (members too) over a low frame rate are closed by the server (1008) and
+    // reconnect: they miss live pushes meanwhile and get them by sync. (Gaps in a live
+    // stream are proven by the ledger's unit tests: with writes leaving as soon as a
+    // connection's writer is idle, no setting makes a healthy node skip a live push.)
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.limits.frames_per_second = 5;
+        s.limits.frame_burst = 5;
+        s.limits.frame_strikes = 5;
+    })
+    .await;
     let load = Load::start(
         &app.ws_url(),
         Some(SECRET),
@@ -733,6 +742,6 @@ async fn tiny_outbound_queues_show_as_dropped_connections_and_gaps() {
         count(&report["connections"]["reconnects"]) > 0,
         "{report:#}"
     );
+    // What they missed live came by sync.
     assert!(count(&m["delivered_unread"]) > 0, "{report:#}");
-    assert!(count(&m["gaps"]) > 0, "{report:#}");
 }
