@@ -140,7 +140,21 @@ async fn every_metric_the_alerts_and_dashboard_name_is_exported() {
     // A closed connection, so the close counters have a series.
     drop(Client::connect(&app, 3).await);
     app.wait_offline(3, 1).await;
-    let exported = exported(&app.metrics().await);
+    // Counted once the connection's task has finished closing, a little after it is offline.
+    let text = crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the close counted",
+        async || {
+            let text = app.metrics().await;
+            if text.contains("chat_closes_total{") {
+                Ok(text)
+            } else {
+                Err(())
+            }
+        },
+    )
+    .await;
+    let exported = exported(&text);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
     let files = [
         "rules/chat-gateway.rules.yaml",
