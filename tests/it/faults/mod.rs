@@ -305,6 +305,8 @@ async fn full_history(reader: &mut Client, request: serde_json::Value) -> Vec<uu
         let mut page_request = request.clone();
         page_request["content"] = serde_json::json!(cursor);
         page_request["limit"] = serde_json::json!(100);
+        // Under limits.frames_per_second (20): a long run has hundreds of pages.
+        tokio::time::sleep(Duration::from_millis(60)).await;
         reader.send(page_request).await;
         let end = loop {
             let frame = reader.recv().await;
