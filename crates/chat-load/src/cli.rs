@@ -340,9 +340,7 @@ fn stage(s: &str) -> Result<Stage, String> {
 }
 
 /// A humantime duration (`500ms`, `10s`, `2m`).
-pub fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(s)
-}
+pub use crate::units::duration;
 
 /// Durations as fractional seconds in the JSON report.
 mod secs {

@@ -33,6 +33,8 @@ mod thresholds;
 mod tls;
 mod tokens;
 mod traffic;
+mod units;
+mod verdict;
 mod workers;
 mod ws;
 
@@ -234,7 +236,7 @@ async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String
     let sampler = Sampler::start(ctx.clone())?;
     let outcome = scenario::run(&ctx, &cli.scenario, &fd).await;
     let series = sampler.stop().await;
-    let report = Report::build(
+    let mut report = Report::build(
         &ctx,
         (
             cli.scenario.name(),
@@ -243,8 +245,8 @@ async fn run(cli: Cli, io: Vec<tokio::runtime::Handle>) -> Result<Report, String
         fd,
         (started.elapsed().as_secs_f64(), series),
         outcome?,
-        &cli.thresholds,
     );
+    cli.thresholds.apply(&mut report);
     output(&report, &ctx.opts)?;
     Ok(report)
 }

@@ -188,7 +188,7 @@ pub fn merge(parts: Vec<Report>, thresholds: &Thresholds) -> Result<Report, Stri
         passed: true,
         reasons: Vec::new(),
     };
-    out.judge(thresholds);
+    thresholds.apply(&mut out);
     Ok(out)
 }
 

@@ -17,7 +17,6 @@ use crate::ledger::Audit;
 use crate::procs::CpuReport;
 use crate::series::Sample;
 use crate::stats::encode;
-use crate::thresholds::Thresholds;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -376,7 +375,6 @@ impl Report {
         fd_limit: FdLimit,
         (duration_s, series): (f64, Vec<Sample>),
         outcome: Outcome,
-        thresholds: &Thresholds,
     ) -> Report {
         let s = &ctx.stats;
         let opened = outcome.opened;
@@ -482,7 +480,7 @@ impl Report {
             s.send_lag.total(),
             s.handshake.total(),
         );
-        let mut report = Report {
+        Report {
             scenario: scenario.to_string(),
             params,
             run_tag: ctx.tag.clone(),
@@ -515,17 +513,6 @@ impl Report {
                 passed: true,
                 reasons: Vec::new(),
             },
-        };
-        report.judge(thresholds);
-        report
-    }
-
-    /// Sets the verdict by `thresholds`.
-    pub fn judge(&mut self, thresholds: &Thresholds) {
-        let reasons = thresholds.judge(self);
-        self.verdict = Verdict {
-            passed: reasons.is_empty(),
-            reasons,
-        };
+        }
     }
 }
