@@ -84,11 +84,6 @@ impl User {
         self.online.load(Ordering::Relaxed)
     }
 
-    /// Whether an unread sync is under way.
-    pub fn is_syncing(&self) -> bool {
-        self.syncing.load(Ordering::Relaxed)
-    }
-
     /// Connects (recording the handshake time or the failure's cause) and starts the
     /// connection's reader, all on the user's IO thread.
     pub async fn connect(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<(), String> {

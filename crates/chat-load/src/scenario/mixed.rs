@@ -120,10 +120,9 @@ async fn churn(fleet: Fleet, rate: f64, offline: Duration, stop: CancellationTok
         for _ in 0..due.count {
             let idx = rand::random_range(0..n);
             let user = &fleet.users[idx as usize];
-            // Not while it syncs: the gateway marks what a sync returns as read when it
-            // sends it, so a client dropped mid-sync loses those messages' unread state
-            // (docs/load-testing.md); churn measures what the protocol promises.
-            if !user.is_online() || user.is_syncing() {
+            // Mid-sync too: each user is a device that confirms its pages, so a page lost
+            // with its connection comes back on the next (per-device catch-up).
+            if !user.is_online() {
                 continue;
             }
             user.drop_connection(&fleet.ctx);
