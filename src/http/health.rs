@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{ApiError, AuthUser, PathOf, user_id};
+use super::{ApiError, AuthUser, Body, PathOf, user_id};
 use crate::health::Condition;
 use crate::metrics::{self, Snapshot};
 use crate::state::AppState;
@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/api/users/{id}/presence", get(presence))
+        .route("/api/presence", axum::routing::post(presence_of_many))
 }
 
 /// `/metrics`: on the public listener when `server.metrics_bind` is not set, else on the
@@ -94,6 +95,44 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         state.metrics.render(now),
     )
+}
+
+/// Most users one presence lookup may name.
+pub const PRESENCE_MAX: usize = 500;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Users {
+    user_ids: Vec<i64>,
+}
+
+/// Whether any node holds a connection of each user (up to `PRESENCE_MAX`), asked of the
+/// bus at once.
+async fn presence_of_many(
+    State(state): State<AppState>,
+    AuthUser(_): AuthUser,
+    Body(users): Body<Users>,
+) -> Result<Json<Value>, ApiError> {
+    if users.user_ids.len() > PRESENCE_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "at most {PRESENCE_MAX} user_ids per lookup"
+        )));
+    }
+    let mut ids = users
+        .user_ids
+        .into_iter()
+        .map(user_id)
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort_unstable();
+    ids.dedup();
+    let answers =
+        futures_util::future::join_all(ids.iter().map(|u| state.bus.user_online(*u))).await;
+    let mut online = serde_json::Map::new();
+    for (user, answer) in ids.iter().zip(answers) {
+        let up = answer.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        online.insert(user.to_string(), Value::Bool(up));
+    }
+    Ok(Json(json!({ "online": online })))
 }
 
 /// Whether any node holds a connection of the user.

@@ -177,6 +177,7 @@ async fn presence_follows_connections(backend: Backend) {
 }
 
 on_both_backends!(
+    presence_of_many_users_at_once,
     follow_list_unfollow,
     follow_refusals,
     block_list_unblock,
@@ -184,3 +185,32 @@ on_both_backends!(
     blocks_do_not_affect_groups,
     presence_follows_connections,
 );
+
+/// `POST /api/presence`: up to 500 users at once; bad input named.
+async fn presence_of_many_users_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let _alice = Client::connect(&app, 1).await;
+    let _carol = Client::connect(&app, 3).await;
+    let (status, body) = app
+        .post(
+            "/api/presence",
+            9,
+            serde_json::json!({"user_ids": [1, 2, 3, 3]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["online"],
+        serde_json::json!({"1": true, "2": false, "3": true})
+    );
+    let many: Vec<i64> = (1..=501).collect();
+    let (status, body) = app
+        .post("/api/presence", 9, serde_json::json!({ "user_ids": many }))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("500"), "{body}");
+    let (status, _) = app
+        .post("/api/presence", 9, serde_json::json!({"user_ids": [0]}))
+        .await;
+    assert_eq!(status, 400);
+}
