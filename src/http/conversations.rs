@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::auth::query_param;
-use super::{ApiError, AuthUser};
+use super::{ApiError, AuthUser, page_limit};
 use crate::protocol::Cursor;
 use crate::state::AppState;
 
@@ -33,16 +33,7 @@ async fn list(
             ApiError::BadRequest("before must be a next_cursor from an earlier page".into())
         })?,
     };
-    let limit = match query_param(query, "limit") {
-        None => LIMIT.0,
-        Some(n) => n
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=LIMIT.1).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to {}", LIMIT.1))
-            })?,
-    };
+    let limit = page_limit(query, LIMIT)?;
     let (conversations, more) = state.store.conversations(me, before, limit).await?;
     let next = match (more, conversations.last()) {
         (true, Some(last)) => last.activity.to_string(),

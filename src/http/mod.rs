@@ -97,6 +97,21 @@ async fn log_request(
     response
 }
 
+/// The `limit` of a paged request's query string: `default` when absent, else an integer
+/// from 1 to `max` (400 naming the range otherwise).
+pub fn page_limit(query: Option<&str>, (default, max): (u32, u32)) -> Result<u32, ApiError> {
+    match auth::query_param(query, "limit") {
+        None => Ok(default),
+        Some(n) => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be an integer from 1 to {max}"))
+            }),
+    }
+}
+
 /// A user id from a path or body: a positive integer.
 pub fn user_id(id: i64) -> Result<crate::ids::UserId, ApiError> {
     if id > 0 {

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use uuid::Uuid;
 
 use super::auth::query_param;
-use super::{ApiError, AuthUser, PathOf};
+use super::{ApiError, AuthUser, PathOf, page_limit};
 use crate::ids::parse_group_id;
 use crate::state::AppState;
 use crate::store::{GroupReads, Role};
@@ -36,16 +36,7 @@ async fn reads(
             ApiError::BadRequest("after must be a user id from an earlier page".into())
         })?,
     };
-    let limit = match query_param(query, "limit") {
-        None => LIMIT.0,
-        Some(n) => n
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=LIMIT.1).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to {}", LIMIT.1))
-            })?,
-    };
+    let limit = page_limit(query, LIMIT)?;
     match state.store.role(&group, me).await? {
         None => return Err(ApiError::NotFound(format!("no such group {group}"))),
         Some(Role::Outsider) => {

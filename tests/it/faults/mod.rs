@@ -131,6 +131,11 @@ async fn run_on(name: &str, faults: &[Fault], sharded: Option<RedisCluster>) {
         duration / 2,
         ledger.clone(),
     ));
+    // Faults start once the clients are talking.
+    eventually(Duration::from_secs(60), "the clients talking", async || {
+        ledger.acked_count() >= 20
+    })
+    .await;
     let cluster = Arc::new(tokio::sync::Mutex::new(cluster));
     let mariadb_port = mariadb.port;
     let injected = nemesis::run(

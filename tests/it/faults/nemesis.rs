@@ -63,8 +63,6 @@ pub async fn run(
     let mut rng = StdRng::seed_from_u64(seed);
     let end = Instant::now() + duration;
     let mut injected = 0;
-    // Let the clients connect and talk first.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     while Instant::now() + Duration::from_secs(1) < end {
         let fault = kinds[rng.random_range(0..kinds.len())];
         let length = Duration::from_millis(rng.random_range(500..3000));
