@@ -90,6 +90,19 @@ pub enum BusError {
     Timeout,
 }
 
+/// What a bus has counted of its own link since the node started (read at each scrape of
+/// `/metrics`). The in-process bus has no link: all zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// Times the subscriber link came back and every subscription was restored.
+    pub resubscribes: u64,
+    /// Deliveries skipped because the queue between the subscriber and the hub overflowed
+    /// (each overflow also resyncs the node's clients).
+    pub lagged: u64,
+    /// Slot-map changes that moved subscribed channels to another shard (sharded mode).
+    pub slot_moves: u64,
+}
+
 /// The routing seam; see the module docs for the contract.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
@@ -117,6 +130,10 @@ pub trait Bus: Send + Sync + 'static {
     }
     /// Checks the bus answers (readiness).
     async fn ping(&self) -> Result<(), BusError>;
+    /// The link's counters (metrics).
+    fn stats(&self) -> BusStats {
+        BusStats::default()
+    }
 }
 
 /// Builds the bus that `settings.url` names: one match arm per implementation.

@@ -36,7 +36,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-use super::{Bus, BusError, Inbound, Topic};
+use super::{Bus, BusError, BusStats, Inbound, Topic};
 use crate::settings::{BusSettings, Secret, redact_url};
 use subscriber::{Change, Stats, Subscriptions};
 
@@ -169,16 +169,6 @@ impl RedisBus {
         })
     }
 
-    /// Messages dropped because the subscriber queue overflowed (each overflow resyncs).
-    pub fn lagged(&self) -> u64 {
-        self.stats.lagged.load(Ordering::Relaxed)
-    }
-
-    /// Times the subscriber connection came back and the subscriptions were restored.
-    pub fn resubscribed(&self) -> u64 {
-        self.stats.resubscribed.load(Ordering::Relaxed)
-    }
-
     fn change(&self, change: Change) {
         // Fails only once the task is gone (the runtime is shutting down).
         let _ = self.changes.send(change);
@@ -250,5 +240,13 @@ impl Bus for RedisBus {
             .await
             .map(|_| ())
             .map_err(bus_error)
+    }
+
+    fn stats(&self) -> BusStats {
+        BusStats {
+            resubscribes: self.stats.resubscribed.load(Ordering::Relaxed),
+            lagged: self.stats.lagged.load(Ordering::Relaxed),
+            slot_moves: self.stats.slot_moves.load(Ordering::Relaxed),
+        }
     }
 }

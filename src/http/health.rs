@@ -90,6 +90,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ready: !draining && !state.admission.is_full() && health.ready(),
         store_up: health.store.status == Condition::Ok,
         bus_up: health.bus.status == Condition::Ok,
+        bus: state.bus.stats(),
     };
     (
         [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],

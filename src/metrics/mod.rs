@@ -6,6 +6,7 @@
 //! draining, dependencies, the process) comes in a `Snapshot` or from `process.rs`.
 //! docs/operations.md lists every metric with what it means and the alerts over them.
 
+mod bus;
 mod process;
 mod push;
 
@@ -131,6 +132,8 @@ pub struct Snapshot {
     pub store_up: bool,
     /// Whether Redis (the bus) passes the health checks.
     pub bus_up: bool,
+    /// The bus link's own counters.
+    pub bus: crate::bus::BusStats,
 }
 
 /// Every metric of the node.
@@ -178,6 +181,7 @@ pub struct Metrics {
     ready: Gauge,
     dependency_up: Family<DependencyLabel, Gauge>,
     bus_connected: Gauge,
+    bus_link: bus::BusCollector,
     /// The push webhook (src/push).
     pub push: PushMetrics,
     registry: Registry,
@@ -372,6 +376,8 @@ impl Metrics {
         });
         registry.register("chat_build", "The running build", build);
         registry.register_collector(Box::new(process::ProcessCollector));
+        let bus_link = bus::BusCollector::default();
+        registry.register_collector(Box::new(bus_link.clone()));
         let push = PushMetrics::register(&mut registry);
         let mut made = made.into_iter();
         let mut next = || made.next().expect("one counter per name");
@@ -401,6 +407,7 @@ impl Metrics {
             ready,
             dependency_up,
             bus_connected,
+            bus_link,
             push,
             registry,
         }
@@ -443,6 +450,7 @@ impl Metrics {
         self.draining.set(i64::from(now.draining));
         self.ready.set(i64::from(now.ready));
         self.bus_connected.set(i64::from(now.bus_up));
+        self.bus_link.set(now.bus);
         for (state, n) in [("open", now.connections), ("handshake", now.handshakes)] {
             self.connection_states
                 .get_or_create(&StateLabel { state })

@@ -28,6 +28,11 @@ fn the_text_keeps_the_old_names_and_has_the_new_ones() {
         ready: false,
         store_up: true,
         bus_up: false,
+        bus: crate::bus::BusStats {
+            resubscribes: 2,
+            lagged: 7,
+            slot_moves: 0,
+        },
     });
     for line in [
         "chat_messages_stored_total 3",
@@ -36,6 +41,9 @@ fn the_text_keeps_the_old_names_and_has_the_new_ones() {
         "chat_draining 1",
         "chat_ready 0",
         "chat_bus_connected 0",
+        "chat_bus_resubscribes_total 2",
+        "chat_bus_lagged_total 7",
+        "chat_bus_slot_moves_total 0",
         "chat_edge_refusals_total{reason=\"stranger\"} 1",
         "chat_edge_refusals_total{reason=\"node_full\"} 0",
         "chat_closes_total{code=\"1013\",reason=\"too_slow\"} 1",

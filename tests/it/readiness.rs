@@ -108,6 +108,19 @@ async fn readiness_rides_out_a_redis_blip_and_reports_an_outage() {
         body["bus"]["status"] == "ok"
     })
     .await;
+    // The subscriber came back and restored its subscriptions: counted in /metrics.
+    eventually(WAIT, "the resubscription counted", async || {
+        let text = app.metrics().await;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("chat_bus_resubscribes_total "))
+            .map(str::to_owned);
+        match line.as_deref().and_then(|l| l.split(' ').nth(1)) {
+            Some(n) if n.parse::<f64>().is_ok_and(|n| n >= 1.0) => Ok(()),
+            _ => Err(line),
+        }
+    })
+    .await;
 
     outage(
         &app,
