@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Migrate => runtime(0)?.block_on(async {
-            telemetry::init(&settings.log);
+            telemetry::init(&settings.log, &Default::default());
             chat_gateway::store::migrate(&settings.storage)
                 .await
                 .with_context(|| format!("migrating {}", settings.storage.url))?;
@@ -126,7 +126,7 @@ fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    telemetry::init(&settings.log);
+    let telemetry = telemetry::init(&settings.log, &settings.traces);
     raise_fd_limit();
     let app = Application::build(settings).await?;
     let addr = app.local_addr();
@@ -144,7 +144,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "dev mode: get a token with\n  curl -s -X POST http://{addr}/api/dev/token -H 'content-type: application/json' -d '{{\"user_id\":1}}'"
         );
     }
-    app.run_until(shutdown_signal()).await
+    let served = app.run_until(shutdown_signal()).await;
+    // The exporter's last batch leaves on its own thread; wait for it off the runtime.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    served
 }
 
 /// Below this many descriptors a node is reported as capped: it holds one per connection.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
+use tracing::Instrument as _;
 
 use super::Session;
 use crate::auth::Identity;
-use crate::ids::{DeviceId, next_conn_id};
+use crate::ids::{ConnId, DeviceId, next_conn_id};
 use crate::protocol::{codes, server};
 use crate::state::AppState;
 use crate::ws::close::CloseReason;
@@ -28,15 +29,39 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Serves one upgraded, authenticated socket until it ends. `io` is the upgraded connection
 /// (which may hold bytes it read ahead of the handshake's end), `socket` its TCP socket.
 pub async fn run<Io: AsyncRead + Unpin>(
-    mut io: Io,
+    io: Io,
     socket: Arc<TcpStream>,
     state: AppState,
     identity: Identity,
     device: Option<DeviceId>,
 ) {
+    let conn = next_conn_id();
+    // With traces on (src/telemetry.rs), the connection is a trace of its own: its sends
+    // and publishes are its children, and the log lines inside carry these fields.
+    let span = tracing::info_span!(
+        target: "chat_gateway::spans",
+        "connection",
+        conn,
+        user = identity.user,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::record_trace_id(&span);
+    connected(io, socket, state, identity, device, conn)
+        .instrument(span)
+        .await;
+}
+
+/// The connection `conn`, from its 1000 frame to its end.
+async fn connected<Io: AsyncRead + Unpin>(
+    mut io: Io,
+    socket: Arc<TcpStream>,
+    state: AppState,
+    identity: Identity,
+    device: Option<DeviceId>,
+    conn: ConnId,
+) {
     let user = identity.user;
     let _tracked = state.tracker.token();
-    let conn = next_conn_id();
     let outbox = Arc::new(Outbox::new(
         Some(socket.clone()),
         state.settings.server.outbound_queue,

@@ -24,6 +24,12 @@ enum Stranger {
 
 impl Session {
     /// Type 1: a private message to `recipient`.
+    #[tracing::instrument(
+        target = "chat_gateway::spans",
+        name = "send",
+        skip_all,
+        fields(kind = "private")
+    )]
     pub(super) async fn send_private(
         &self,
         recipient: UserId,
@@ -80,6 +86,12 @@ impl Session {
     }
 
     /// Type 4: a group message.
+    #[tracing::instrument(
+        target = "chat_gateway::spans",
+        name = "send",
+        skip_all,
+        fields(kind = "group")
+    )]
     pub(super) async fn send_group(
         &self,
         group: GroupId,
@@ -243,6 +255,7 @@ impl Session {
     /// Publishes, counting failures: how many nodes received it, `None` when the bus failed
     /// (the message is stored and reaches the recipient on their next sync).
     /// `publish_private` and `publish_group` read its count.
+    #[tracing::instrument(target = "chat_gateway::spans", name = "publish", skip_all)]
     async fn publish(&self, topic: &Topic, envelope: Bytes) -> Option<usize> {
         let _publish = self.state.metrics.publish.start();
         let published = self.state.bus.publish_counted(topic, envelope).await;
@@ -250,6 +263,12 @@ impl Session {
     }
 
     /// Publishes a copy whose reach nobody reads (the sender's other devices).
+    #[tracing::instrument(
+        target = "chat_gateway::spans",
+        name = "publish",
+        skip_all,
+        fields(copy = true)
+    )]
     async fn publish_copy(&self, topic: &Topic, envelope: Bytes) {
         let _publish = self.state.metrics.publish.start();
         let published = self.state.bus.publish(topic, envelope).await;

@@ -14,6 +14,7 @@ use crate::state::AppState;
 use crate::ws::socket::Socket;
 
 /// The WebSocket endpoint.
+#[tracing::instrument(target = "chat_gateway::spans", name = "handshake", skip_all)]
 pub async fn ws_handler(
     State(state): State<AppState>,
     ConnectInfo(Socket { tcp: socket, peer }): ConnectInfo<Socket>,

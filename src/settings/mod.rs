@@ -5,6 +5,7 @@ mod nets;
 mod push;
 mod secret;
 mod sections;
+mod traces;
 mod urls;
 
 pub use nets::{IpNet, canonical};
@@ -14,6 +15,7 @@ pub use sections::{
     AuthSettings, BusSettings, ChatSettings, LimitSettings, LogSettings, ServerSettings,
     StorageSettings,
 };
+pub use traces::TraceSettings;
 pub use urls::{BusUrl, JwksSource, StoreUrl};
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,7 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub log: LogSettings,
     pub push: PushSettings,
+    pub traces: TraceSettings,
 }
 
 impl Settings {
@@ -160,6 +163,7 @@ impl Settings {
             );
         }
         self.push.validate()?;
+        self.traces.validate()?;
         Ok(())
     }
 }

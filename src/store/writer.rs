@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{InsertOutcome, Store, StoreError};
@@ -317,7 +318,11 @@ async fn collect<S: Batches + ?Sized>(
         };
         let started = Instant::now();
         pace.started(started, messages.len());
-        let result = store.insert_messages(&messages, &flushing).await;
+        let span = tracing::info_span!(target: "chat_gateway::spans", "store_batch", messages = messages.len());
+        let result = store
+            .insert_messages(&messages, &flushing)
+            .instrument(span)
+            .await;
         crate::metrics::store_batch_done(messages.len(), started.elapsed());
         tracing::debug!(
             batch = messages.len(),

@@ -45,5 +45,6 @@ mod store_contract;
 mod stranger;
 mod sync;
 mod token_life;
+mod traces;
 mod typing;
 mod upgrade;
