@@ -81,11 +81,6 @@ impl Presence {
         self.wake.notify_one();
     }
 
-    /// Users queued (for tests and metrics).
-    pub fn queued(&self) -> usize {
-        self.queue.lock().users.len()
-    }
-
     /// Settles changed users until the process ends.
     pub async fn run(state: AppState) {
         let presence = state.presence.clone();
