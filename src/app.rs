@@ -93,6 +93,7 @@ impl Application {
             shutdown,
             tracker: TaskTracker::new(),
             push,
+            presence: Arc::default(),
             settings,
         });
         Ok(Application {
@@ -142,6 +143,7 @@ impl Application {
         });
         tokio::spawn(state.expiries.clone().run(state.shutdown.clone()));
         tokio::spawn(crate::chat::memberships::reconcile(state.clone()));
+        tokio::spawn(crate::chat::presence::Presence::run(state.clone()));
         tokio::spawn(state.health.clone().run(
             state.store.clone(),
             state.bus.clone(),

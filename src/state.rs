@@ -46,6 +46,8 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// Push for offline users (off unless `push.webhook_url` is set).
     pub push: crate::push::Push,
+    /// Presence changes of this node's users waiting to be told to their followers (2900).
+    pub presence: Arc<crate::chat::presence::Presence>,
 }
 
 impl AppState {

@@ -81,6 +81,9 @@ async fn connected<Io: AsyncRead + Unpin>(
     state.bus.settled().await;
     // …and once the other nodes holding the user copy the user's own sends here.
     state.hub.announce(user, first).await;
+    if first {
+        state.presence.changed(user, true);
+    }
     tracing::debug!(user, conn, "connected");
 
     let writer = tokio::spawn({
@@ -105,6 +108,9 @@ async fn connected<Io: AsyncRead + Unpin>(
     let ended = read_loop(&mut io, &socket, &mut reader, &session, &outbox, &rate).await;
 
     state.hub.unregister(user, conn);
+    if !state.hub.is_local(user) {
+        state.presence.changed(user, false);
+    }
     session.unwatch_expiry();
     session.finish().await;
     outbox.close(CloseReason::Ended);

@@ -75,7 +75,16 @@ impl Session {
             .private_history(self.user, peer, before, limit)
             .await
         {
-            Ok(page) => self.history_page(page),
+            Ok(page) => {
+                let ticks = match self.state.store.private_read_upto(self.user, peer).await {
+                    Ok((mine, theirs)) => Some((mine, Some(theirs))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "read positions of a history page not read");
+                        None
+                    }
+                };
+                self.history_page(page, ticks)
+            }
             Err(e) => self.read_failed(e),
         }
     }
@@ -94,7 +103,16 @@ impl Session {
             Err(e) => return self.read_failed(e),
         }
         match self.state.store.group_history(&group, before, limit).await {
-            Ok(page) => self.history_page(page),
+            Ok(page) => {
+                let ticks = match self.state.store.group_read_upto(&group, self.user).await {
+                    Ok(marker) => Some((marker, None)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "read marker of a history page not read");
+                        None
+                    }
+                };
+                self.history_page(page, ticks)
+            }
             Err(e) => self.read_failed(e),
         }
     }
@@ -144,8 +162,11 @@ impl Session {
         }
     }
 
-    /// A history page, newest first: the next starts before its oldest message.
-    fn history_page(&self, page: Page) {
+    /// A history page, newest first: the next starts before its oldest message. `ticks`:
+    /// the read positions for the 2200 (`read_upto`, and `peer_read_upto` for a private
+    /// conversation); `None` when they could not be read (the 2200 then has neither).
+    #[allow(clippy::type_complexity)]
+    fn history_page(&self, page: Page, ticks: Option<(Option<Uuid>, Option<Option<Uuid>>)>) {
         let next = if page.more {
             page.messages.last().map(|m| m.id)
         } else {
@@ -154,8 +175,11 @@ impl Session {
         for message in &page.messages {
             self.outbox.reply(server::message(message, Source::History));
         }
-        self.outbox
-            .reply(server::page_end(page.messages.len() as u32, next));
+        let count = page.messages.len() as u32;
+        self.outbox.reply(match ticks {
+            Some((mine, theirs)) => server::history_page_end(count, next, mine, theirs),
+            None => server::page_end(count, next),
+        });
     }
 
     fn read_failed(&self, e: StoreError) {

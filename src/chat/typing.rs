@@ -121,7 +121,7 @@ impl Session {
                 }
             },
             Target::Group(group) => match self.state.store.role(group, self.user).await {
-                Ok(Some(Role::Owner | Role::Member)) => return true,
+                Ok(Some(Role::Owner | Role::Admin | Role::Member)) => return true,
                 Ok(Some(Role::Outsider)) => (
                     codes::FORBIDDEN,
                     format!("you are not a member of group {group}"),

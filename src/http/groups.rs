@@ -1,5 +1,6 @@
 //! `/api/groups`: create, read, delete groups and manage members. Every change of
 //! membership is announced on the bus so every node updates its local routing at once.
+//! Editing a group, roles and ownership are in group_admin.rs.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,7 +16,7 @@ use crate::bus::Topic;
 use crate::bus::envelope::{Control, Envelope};
 use crate::ids::{GroupId, UserId, parse_group_id};
 use crate::state::AppState;
-use crate::store::{Group, NewGroup, Role};
+use crate::store::{Group, Joined, NewGroup, Role};
 
 /// Most initial members of a new group.
 pub const MAX_INITIAL_MEMBERS: usize = 10_000;
@@ -23,12 +24,16 @@ pub const MAX_INITIAL_MEMBERS: usize = 10_000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/groups", post(create))
-        .route("/api/groups/{id}", get(show).delete(delete))
+        .route(
+            "/api/groups/{id}",
+            get(show).delete(delete).patch(super::group_admin::update),
+        )
         .route("/api/groups/{id}/members", get(members).post(add_member))
         .route(
             "/api/groups/{id}/members/{user_id}",
-            axum::routing::delete(remove_member),
+            axum::routing::delete(remove_member).put(super::group_admin::set_role),
         )
+        .route("/api/groups/{id}/owner", post(super::group_admin::transfer))
         .route("/api/groups/{id}/leave", post(leave))
         .route("/api/me/groups", get(mine))
 }
@@ -61,15 +66,8 @@ async fn create(
         Some(id) => parse_group_id(id).map_err(ApiError::BadRequest)?,
         None => GroupId::from(uuid::Uuid::now_v7().to_string()),
     };
-    let name = req.name.trim();
-    if name.is_empty() || name.len() > 255 {
-        return Err(ApiError::BadRequest("name must be 1 to 255 bytes".into()));
-    }
-    if req.description.len() > 4096 || req.icon.len() > 1024 {
-        return Err(ApiError::BadRequest(
-            "description must be at most 4096 bytes and icon at most 1024".into(),
-        ));
-    }
+    let name = valid_name(&req.name)?;
+    valid_details(Some(&req.description), Some(&req.icon))?;
     if req.members.len() > MAX_INITIAL_MEMBERS {
         return Err(ApiError::BadRequest(format!(
             "at most {MAX_INITIAL_MEMBERS} initial members"
@@ -80,7 +78,14 @@ async fn create(
         .iter()
         .map(|m| user_id(*m))
         .collect::<Result<Vec<UserId>, _>>()?;
-    let group = state
+    let mut counted: Vec<UserId> = members.iter().copied().chain([me]).collect();
+    counted.sort_unstable();
+    counted.dedup();
+    let max = state.settings.chat.max_group_members;
+    if counted.len() as u64 > max {
+        return Err(too_many(max));
+    }
+    let mut group = state
         .store
         .create_group(NewGroup {
             id,
@@ -111,6 +116,7 @@ async fn create(
         )
         .await;
     }
+    group.my_role = Some(Role::Owner);
     Ok((StatusCode::CREATED, Json(group)))
 }
 
@@ -119,12 +125,13 @@ async fn show(
     AuthUser(me): AuthUser,
     PathOf(id): PathOf<String>,
 ) -> Result<Json<Group>, ApiError> {
-    require(&state, &id, me, Role::Member).await?;
-    let group = state
+    let role = require(&state, &id, me, Role::Member).await?;
+    let mut group = state
         .store
         .group(&id)
         .await?
         .ok_or_else(|| no_such_group(&id))?;
+    group.my_role = Some(role);
     Ok(Json(group))
 }
 
@@ -149,10 +156,28 @@ async fn members(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     PathOf(id): PathOf<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberList>, ApiError> {
     require(&state, &id, me, Role::Member).await?;
-    let members = state.store.members(&id).await?;
-    Ok(Json(json!({"group_id": id, "members": members})))
+    let listed = state.store.member_roles(&id).await?;
+    let members = listed.iter().map(|(user, _)| *user).collect();
+    let roles = listed
+        .into_iter()
+        .map(|(user, role)| (user.to_string(), role))
+        .collect();
+    Ok(Json(MemberList {
+        group_id: id,
+        members,
+        roles,
+    }))
+}
+
+/// The members of a group: `members` (ids, ascending, as before roles existed) and each
+/// one's role.
+#[derive(serde::Serialize)]
+pub(super) struct MemberList {
+    group_id: String,
+    members: Vec<UserId>,
+    roles: std::collections::BTreeMap<String, Role>,
 }
 
 async fn add_member(
@@ -162,11 +187,17 @@ async fn add_member(
     Body(req): Body<AddMember>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user = user_id(req.user_id)?;
-    require(&state, &id, me, Role::Owner).await?;
-    if !state.store.add_member(&id, user).await? {
-        return Err(ApiError::Conflict(format!(
-            "user {user} is already a member"
-        )));
+    require(&state, &id, me, Role::Admin).await?;
+    let max = state.settings.chat.max_group_members;
+    match state.store.add_member_within(&id, user, max).await? {
+        Joined::Added => {}
+        Joined::Already => {
+            return Err(ApiError::Conflict(format!(
+                "user {user} is already a member"
+            )));
+        }
+        Joined::Full => return Err(too_many(max)),
+        Joined::NoGroup => return Err(no_such_group(&id)),
     }
     announce(
         &state,
@@ -191,7 +222,18 @@ async fn remove_member(
     if user == me {
         return leave(State(state), AuthUser(me), PathOf(id)).await;
     }
-    require(&state, &id, me, Role::Owner).await?;
+    let mine = require(&state, &id, me, Role::Admin).await?;
+    let theirs = state.store.role(&id, user).await?.unwrap_or(Role::Outsider);
+    if theirs >= Role::Admin && mine != Role::Owner {
+        return Err(ApiError::Forbidden(format!(
+            "only the owner of group {id} may remove an admin"
+        )));
+    }
+    if theirs == Role::Owner {
+        return Err(ApiError::Conflict(
+            "the owner cannot be removed; transfer ownership first".into(),
+        ));
+    }
     if !state.store.remove_member(&id, user).await? {
         return Err(ApiError::NotFound(format!("user {user} is not a member")));
     }
@@ -238,22 +280,74 @@ async fn mine(
 
 /// Checks `user` holds at least `needed` in group `id`: 404 if there is no such group,
 /// 403 otherwise. Returns the role held.
-async fn require(state: &AppState, id: &str, user: UserId, needed: Role) -> Result<Role, ApiError> {
+pub(super) async fn require(
+    state: &AppState,
+    id: &str,
+    user: UserId,
+    needed: Role,
+) -> Result<Role, ApiError> {
     parse_group_id(id).map_err(ApiError::BadRequest)?;
-    match (state.store.role(id, user).await?, needed) {
-        (None, _) => Err(no_such_group(id)),
-        (Some(Role::Outsider), _) => Err(ApiError::Forbidden(format!(
+    match state.store.role(id, user).await? {
+        None => Err(no_such_group(id)),
+        Some(Role::Outsider) => Err(ApiError::Forbidden(format!(
             "you are not a member of group {id}"
         ))),
-        (Some(Role::Member), Role::Owner) => Err(ApiError::Forbidden(format!(
+        Some(role) if role < needed && needed == Role::Owner => Err(ApiError::Forbidden(format!(
             "only the owner of group {id} may do that"
         ))),
-        (Some(role), _) => Ok(role),
+        Some(role) if role < needed => Err(ApiError::Forbidden(format!(
+            "only the owner or an admin of group {id} may do that"
+        ))),
+        Some(role) => Ok(role),
     }
 }
 
-fn no_such_group(id: &str) -> ApiError {
+pub(super) fn no_such_group(id: &str) -> ApiError {
     ApiError::NotFound(format!("no such group {id}"))
+}
+
+fn too_many(max: u64) -> ApiError {
+    ApiError::Conflict(format!(
+        "a group may have at most {max} members (chat.max_group_members)"
+    ))
+}
+
+/// A group name as given: trimmed, 1 to 255 bytes.
+pub(super) fn valid_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 255 {
+        return Err(ApiError::BadRequest("name must be 1 to 255 bytes".into()));
+    }
+    Ok(name)
+}
+
+/// A description of at most 4096 bytes and an icon of at most 1024, where given.
+pub(super) fn valid_details(description: Option<&str>, icon: Option<&str>) -> Result<(), ApiError> {
+    if description.is_some_and(|d| d.len() > 4096) {
+        return Err(ApiError::BadRequest(
+            "description must be at most 4096 bytes".into(),
+        ));
+    }
+    if icon.is_some_and(|i| i.len() > 1024) {
+        return Err(ApiError::BadRequest(
+            "icon must be at most 1024 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Pushes `frame` to the online devices of every member of `group`, on every node, through
+/// the group's topic (live only: the REST answer is the record, so a failed publish is
+/// logged and not retried).
+pub(super) async fn tell_members(state: &AppState, group: &str, frame: &str) {
+    let topic = Topic::Group(GroupId::from(group));
+    if let Err(e) = state
+        .bus
+        .publish(&topic, Envelope::deliver(None, frame))
+        .await
+    {
+        tracing::warn!(error = %e, group, "group update not pushed live");
+    }
 }
 
 /// How long a membership change that could not be announced is retried.

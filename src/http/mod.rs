@@ -5,6 +5,7 @@ pub mod auth;
 mod conversations;
 mod dev;
 mod error;
+mod group_admin;
 mod groups;
 mod health;
 mod mutes;

@@ -46,8 +46,12 @@ pub const DELETE_APPLIED: u16 = 2711;
 /// How long a client shows a typing indicator after the last "start" it received.
 pub const TYPING_EXPIRY_MS: u64 = 5000;
 /// The user's conversation list changed in a way no message frame shows: a group membership
-/// was added or removed, or a group deleted (`change`, `group_id`).
+/// was added or removed, or a group deleted, edited or a member's role changed (`change`,
+/// `group_id`).
 pub const CONVERSATION_UPDATE: u16 = 2800;
+
+/// A user the receiver follows came online or went offline (`user_id`, `online`).
+pub const PRESENCE: u16 = 2900;
 
 /// A fresh token (type 8) was accepted: the connection now lasts until `expires_at`.
 pub const TOKEN_REFRESHED: u16 = 2400;

@@ -66,6 +66,20 @@ struct Frame<'a> {
     deleted: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     deleted_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icon: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    online: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_upto: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_read_upto: Option<&'a str>,
 }
 
 impl Frame<'_> {
@@ -204,6 +218,76 @@ pub fn conversation_update(change: &str, group: &str) -> String {
         content: "conversation update",
         change: Some(change),
         group_id: Some(group),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2800 `updated`: group `group` got a new name, description or icon (each field is the
+/// group's current value).
+pub fn group_updated(group: &str, name: &str, description: &str, icon: &str) -> String {
+    Frame {
+        code: codes::CONVERSATION_UPDATE,
+        content: "conversation update",
+        change: Some("updated"),
+        group_id: Some(group),
+        name: Some(name),
+        description: Some(description),
+        icon: Some(icon),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2800 `role`: member `user` of group `group` now holds `role` (`owner`, `admin`,
+/// `member`).
+pub fn role_changed(group: &str, user: UserId, role: &str) -> String {
+    Frame {
+        code: codes::CONVERSATION_UPDATE,
+        content: "conversation update",
+        change: Some("role"),
+        group_id: Some(group),
+        user_id: Some(user),
+        role: Some(role),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2900: a user the receiver follows came online (first connection anywhere) or went
+/// offline (no connection anywhere).
+pub fn presence(user: UserId, online: bool) -> String {
+    Frame {
+        code: codes::PRESENCE,
+        content: if online { "online" } else { "offline" },
+        user_id: Some(user),
+        online: Some(online),
+        ..Frame::default()
+    }
+    .encode()
+}
+
+/// 2200 ending a history page, with the read positions a client draws ticks from:
+/// `read_upto` (the newest message of the conversation the receiver has read; for a group,
+/// their read marker) and, for a private conversation, `peer_read_upto` (the newest of the
+/// receiver's messages the peer has read). `""` for none.
+pub fn history_page_end(
+    count: u32,
+    next_cursor: Option<Uuid>,
+    read_upto: Option<Uuid>,
+    peer_read_upto: Option<Option<Uuid>>,
+) -> String {
+    let next = next_cursor.map(|id| id.to_string()).unwrap_or_default();
+    let text = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+    let read = text(read_upto);
+    let peer = peer_read_upto.map(text);
+    Frame {
+        code: codes::PAGE_END,
+        content: if next.is_empty() { "end" } else { "more" },
+        count: Some(count),
+        next_cursor: Some(&next),
+        read_upto: Some(&read),
+        peer_read_upto: peer.as_deref(),
         ..Frame::default()
     }
     .encode()

@@ -113,6 +113,9 @@ impl Settings {
         {
             return Err("server.metrics_bind must differ from server.bind".into());
         }
+        if self.chat.max_group_members == 0 {
+            return Err("chat.max_group_members must be at least 1".into());
+        }
         if self.server.max_frame_bytes < 1024 {
             return Err("server.max_frame_bytes must be at least 1024".into());
         }

@@ -309,6 +309,13 @@ pub struct ChatSettings {
     /// later: 4008. Default `48h`.
     #[serde(with = "humantime_serde")]
     pub edit_window: Duration,
+    /// Most members of a group, the owner included: a creation with more, or an add past
+    /// it, is refused with 409. Default 20000 (the benchmarks' groups have 10000).
+    pub max_group_members: u64,
+    /// Live presence (2900) is sent to the followers of a user who has at most this many
+    /// (those the user does not block); a user with more has no live presence (followers
+    /// ask `POST /api/presence`). Default 1000.
+    pub presence_max_followers: u32,
 }
 
 impl Default for ChatSettings {
@@ -319,6 +326,8 @@ impl Default for ChatSettings {
             confirm_interval: Duration::from_secs(1),
             group_receipts_max_members: 100,
             edit_window: Duration::from_secs(48 * 3600),
+            max_group_members: 20_000,
+            presence_max_followers: 1000,
         }
     }
 }

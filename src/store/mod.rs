@@ -82,6 +82,42 @@ pub struct Group {
     pub owner_id: UserId,
     pub member_count: u64,
     pub created_at: i64,
+    /// The asking user's role (`owner`, `admin`, `member`), where the answer is for one user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_role: Option<Role>,
+}
+
+/// A change of a group's name, description or icon; `None` keeps the field.
+#[derive(Debug, Clone, Default)]
+pub struct GroupPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+}
+
+/// What adding a member did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    Added,
+    /// A member already.
+    Already,
+    /// The group holds `max` members already: nobody was added.
+    Full,
+    /// No such group.
+    NoGroup,
+}
+
+/// What an ownership transfer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// The new owner owns the group; the old one is an admin.
+    Done,
+    /// The new owner is not a member: nothing changed.
+    NotMember,
+    /// The asking user does not own the group (any more): nothing changed.
+    NotOwner,
+    /// No such group.
+    NoGroup,
 }
 
 /// A group to create.
@@ -205,12 +241,26 @@ pub enum EditOutcome {
     Deleted,
 }
 
-/// Membership of a user in an existing group, for authorisation checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Membership of a user in an existing group, for authorisation checks. The owner is the
+/// group's `owner_id`; admins and members are stored per membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
-    Owner,
-    Member,
     Outsider,
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    /// A member's stored role: `admin` or `member` (the owner is `chat_groups.owner_id`).
+    pub fn from_stored(role: &str) -> Role {
+        if role == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
 }
 
 /// The storage seam; see the module docs for the contract.
@@ -306,10 +356,47 @@ pub trait Store: Send + Sync + 'static {
     async fn role(&self, group: &str, user: UserId) -> Result<Option<Role>, StoreError>;
     /// Adds a member; false if already one.
     async fn add_member(&self, group: &str, user: UserId) -> Result<bool, StoreError>;
+    /// Adds a member unless the group holds `max` members already: counted in the same
+    /// transaction as the insert, under a lock of the group's row, so concurrent adds never
+    /// pass `max` together.
+    async fn add_member_within(
+        &self,
+        group: &str,
+        user: UserId,
+        max: u64,
+    ) -> Result<Joined, StoreError>;
     /// Removes a member; false if not one.
     async fn remove_member(&self, group: &str, user: UserId) -> Result<bool, StoreError>;
     /// Members of a group, ascending.
     async fn members(&self, group: &str) -> Result<Vec<UserId>, StoreError>;
+    /// Members of a group with their roles, ascending by user id.
+    async fn member_roles(&self, group: &str) -> Result<Vec<(UserId, Role)>, StoreError>;
+    /// Changes a group's name, description or icon; `None` when there is no such group.
+    async fn update_group(&self, id: &str, patch: &GroupPatch)
+    -> Result<Option<Group>, StoreError>;
+    /// Makes member `user` an admin (`admin`) or a plain member; false if `user` is not a
+    /// member. The owner's role is not changed by this (it stays owner).
+    async fn set_admin(&self, group: &str, user: UserId, admin: bool) -> Result<bool, StoreError>;
+    /// Makes member `to` the owner if `from` owns the group now; `from` stays a member, as
+    /// an admin.
+    async fn transfer_owner(
+        &self,
+        group: &str,
+        from: UserId,
+        to: UserId,
+    ) -> Result<Transfer, StoreError>;
+    /// Read positions of `user` in the private conversation with `peer`: the newest message
+    /// from `peer` that `user` has read, and the newest of `user`'s the peer has read.
+    async fn private_read_upto(
+        &self,
+        user: UserId,
+        peer: UserId,
+    ) -> Result<(Option<Uuid>, Option<Uuid>), StoreError>;
+    /// `user`'s read marker in `group` (`None`: not a member).
+    async fn group_read_upto(&self, group: &str, user: UserId) -> Result<Option<Uuid>, StoreError>;
+    /// Who follows `user`, except those `user` blocks, ascending; at most `limit` + 1 (so
+    /// the caller can tell "more than `limit`").
+    async fn followers(&self, user: UserId, limit: u32) -> Result<Vec<UserId>, StoreError>;
     /// Groups `user` belongs to.
     async fn user_groups(&self, user: UserId) -> Result<Vec<Group>, StoreError>;
     /// `user`'s conversations (private and groups), most recent activity first, those whose

@@ -49,9 +49,13 @@ async fn create_and_get(backend: Backend) {
         "owner and members, deduplicated"
     );
     assert!(created["created_at"].as_i64().unwrap() > 1_600_000_000_000);
-    for member in [1, 2, 3] {
+    assert_eq!(created["my_role"], "owner");
+    for (member, role) in [(1, "owner"), (2, "member"), (3, "member")] {
         let (status, got) = app.get(&format!("/api/groups/{id}"), member).await;
         assert_eq!(status, 200, "{got}");
+        let mut got = got;
+        assert_eq!(got["my_role"], role, "{got}");
+        got["my_role"] = created["my_role"].clone();
         assert_eq!(got, created);
     }
     // A chosen id, with only a name.

@@ -36,6 +36,9 @@ pub trait Dialect: Database + Sized {
     /// Inserts a group unless its id is taken (binds: id, name, description, icon, owner,
     /// created_at).
     const INSERT_GROUP: &'static str;
+    /// What ends a `SELECT` that locks the rows it reads until the transaction ends
+    /// (MySQL `FOR UPDATE`; nothing on SQLite, whose write transactions are exclusive).
+    const FOR_UPDATE: &'static str;
     /// Inserts a follow unless it exists (binds: follower, followee, created_at).
     const INSERT_FOLLOW: &'static str;
     /// Inserts a block unless it exists (binds: blocker, blocked, created_at).

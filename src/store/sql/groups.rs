@@ -46,6 +46,7 @@ where
             owner_id: group.owner_id,
             member_count: members.len() as u64,
             created_at,
+            my_role: None,
         })
     }
 
@@ -81,7 +82,7 @@ where
     /// The role of `user` in `group`; `None` when the group does not exist.
     pub(super) async fn role(&self, group: &str, user: UserId) -> Result<Option<Role>, StoreError> {
         let row = sqlx::query(
-            "SELECT g.owner_id, (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id AND m.user_id = ?) \
+            "SELECT g.owner_id, (SELECT m.role FROM group_members m WHERE m.group_id = g.id AND m.user_id = ?) \
              FROM chat_groups g WHERE g.id = ?",
         )
         .bind(user)
@@ -90,11 +91,11 @@ where
         .await?;
         let Some(row) = row else { return Ok(None) };
         let owner: i64 = row.try_get(0)?;
-        let member: i64 = row.try_get(1)?;
-        Ok(Some(match (member > 0, owner == user) {
-            (true, true) => Role::Owner,
-            (true, false) => Role::Member,
-            (false, _) => Role::Outsider,
+        let stored: Option<String> = row.try_get(1)?;
+        Ok(Some(match (stored, owner == user) {
+            (Some(_), true) => Role::Owner,
+            (Some(role), false) => Role::from_stored(&role),
+            (None, _) => Role::Outsider,
         }))
     }
 
@@ -175,7 +176,7 @@ where
     }
 
     /// Adds `users` to `group` unless they are members already; how many were added.
-    async fn add_members(
+    pub(super) async fn add_members(
         conn: &mut D::Connection,
         group: &str,
         users: &[UserId],

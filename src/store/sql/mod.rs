@@ -13,6 +13,7 @@ mod messages;
 mod mysql;
 mod push;
 mod read_state;
+mod roles;
 mod rows;
 mod social;
 mod sqlite;
@@ -31,8 +32,8 @@ use crate::message::Message;
 use crate::protocol::Cursor;
 use crate::settings::StorageSettings;
 use crate::store::{
-    Conversation, Edit, EditOutcome, Group, GroupReads, InsertOutcome, NewGroup, Page, ReadOutcome,
-    Role, Store, StoreError,
+    Conversation, Edit, EditOutcome, Group, GroupPatch, GroupReads, InsertOutcome, Joined,
+    NewGroup, Page, ReadOutcome, Role, Store, StoreError, Transfer,
 };
 use rows::retrying;
 
@@ -227,6 +228,56 @@ where
 
     async fn members(&self, group: &str) -> Result<Vec<UserId>, StoreError> {
         SqlStore::members(self, group).await
+    }
+
+    async fn add_member_within(
+        &self,
+        group: &str,
+        user: UserId,
+        max: u64,
+    ) -> Result<Joined, StoreError> {
+        SqlStore::add_member_within(self, group, user, max).await
+    }
+
+    async fn member_roles(&self, group: &str) -> Result<Vec<(UserId, Role)>, StoreError> {
+        SqlStore::member_roles(self, group).await
+    }
+
+    async fn update_group(
+        &self,
+        id: &str,
+        patch: &GroupPatch,
+    ) -> Result<Option<Group>, StoreError> {
+        SqlStore::update_group(self, id, patch).await
+    }
+
+    async fn set_admin(&self, group: &str, user: UserId, admin: bool) -> Result<bool, StoreError> {
+        SqlStore::set_admin(self, group, user, admin).await
+    }
+
+    async fn transfer_owner(
+        &self,
+        group: &str,
+        from: UserId,
+        to: UserId,
+    ) -> Result<Transfer, StoreError> {
+        SqlStore::transfer_owner(self, group, from, to).await
+    }
+
+    async fn private_read_upto(
+        &self,
+        user: UserId,
+        peer: UserId,
+    ) -> Result<(Option<Uuid>, Option<Uuid>), StoreError> {
+        SqlStore::private_read_upto(self, user, peer).await
+    }
+
+    async fn group_read_upto(&self, group: &str, user: UserId) -> Result<Option<Uuid>, StoreError> {
+        SqlStore::group_read_upto(self, group, user).await
+    }
+
+    async fn followers(&self, user: UserId, limit: u32) -> Result<Vec<UserId>, StoreError> {
+        SqlStore::followers(self, user, limit).await
     }
 
     async fn user_groups(&self, user: UserId) -> Result<Vec<Group>, StoreError> {

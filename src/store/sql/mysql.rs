@@ -17,6 +17,7 @@ impl Dialect for MySql {
     const BEGIN_WRITE: &'static str = "BEGIN";
     /// COMMIT rides in the INSERT's request (it reports 0 rows, so the count stays right).
     const COMMIT_WITH_INSERT: bool = true;
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
     const INSERT_GROUP: &'static str = "INSERT IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
     const INSERT_FOLLOW: &'static str =
         "INSERT IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";

@@ -32,6 +32,40 @@ where
         retrying(|| self.mark_read_once(user, id)).await
     }
 
+    /// See `Store::private_read_upto`: two index lookups on `ix_unread_from`.
+    pub(super) async fn private_read_upto(
+        &self,
+        user: UserId,
+        peer: UserId,
+    ) -> Result<(Option<Uuid>, Option<Uuid>), StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT MAX(id) FROM messages WHERE recipient_id = ? AND sender_id = ? AND is_read = 1), \
+             (SELECT MAX(id) FROM messages WHERE recipient_id = ? AND sender_id = ? AND is_read = 1)",
+        )
+        .bind(user)
+        .bind(peer)
+        .bind(peer)
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// See `Store::group_read_upto`.
+    pub(super) async fn group_read_upto(
+        &self,
+        group: &str,
+        user: UserId,
+    ) -> Result<Option<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT last_read FROM group_members WHERE group_id = ? AND user_id = ?",
+        )
+        .bind(group)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// The oldest `limit` messages unread by `user` with ids above `after` and not in `sent`,
     /// private and group merged, oldest first. Both lookups go in one request (integers and ids written as
     /// literals). Reading changes nothing: only a read receipt makes a message read.

@@ -77,6 +77,7 @@ where
         owner_id: row.try_get(4)?,
         created_at: row.try_get(5)?,
         member_count: count.max(0) as u64,
+        my_role: None,
     })
 }
 

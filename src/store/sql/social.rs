@@ -50,6 +50,24 @@ where
         Ok(answered.is_some())
     }
 
+    /// See `Store::followers`: by the `ix_followee` index, at most `limit` + 1.
+    pub(super) async fn followers(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT f.follower_id FROM follows f WHERE f.followee_id = ? AND NOT EXISTS \
+             (SELECT 1 FROM blocks b WHERE b.blocker_id = ? AND b.blocked_id = f.follower_id) \
+             ORDER BY f.follower_id LIMIT ?",
+        )
+        .bind(user)
+        .bind(user)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// `user` follows `other`; false if already.
     pub(super) async fn follow(&self, user: UserId, other: UserId) -> Result<bool, StoreError> {
         self.insert_pair(D::INSERT_FOLLOW, user, other).await

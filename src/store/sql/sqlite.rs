@@ -40,6 +40,7 @@ impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     /// SQLite reports the previous statement's changes again for COMMIT: commit on its own.
     const COMMIT_WITH_INSERT: bool = false;
+    const FOR_UPDATE: &'static str = "";
     const INSERT_GROUP: &'static str = "INSERT OR IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
     const INSERT_FOLLOW: &'static str =
         "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";

@@ -2,6 +2,7 @@
 //! store from `chat_gateway::store::connect`, unchanged on SQLite and on MySQL. The cases
 //! are grouped by what they exercise: `writes`, `reads`, `people`.
 
+mod admin;
 mod people;
 mod push;
 mod reads;

@@ -31,6 +31,10 @@ pub struct Client {
     /// 2800 frames (the conversation list changed) set aside by `recv`: they arrive
     /// whenever a membership changes, so only `expect(2800)` looks at them.
     updates: std::collections::VecDeque<Value>,
+    /// 2900 frames (a followed user came online or went offline) set aside by `recv`: they
+    /// arrive whenever a followed user connects or leaves, so only `expect(2900)` looks at
+    /// them.
+    presence: std::collections::VecDeque<Value>,
 }
 
 impl Client {
@@ -85,6 +89,7 @@ impl Client {
             user,
             ws,
             updates: Default::default(),
+            presence: Default::default(),
         };
         client.expect(1000).await;
         client
@@ -124,6 +129,7 @@ impl Client {
                 user,
                 ws,
                 updates: Default::default(),
+                presence: Default::default(),
             },
             response,
         ))
@@ -147,13 +153,22 @@ impl Client {
         self.ws.send(message).await
     }
 
-    /// The next text frame as JSON, 2800s set aside; panics after `WAIT` or if the
-    /// connection ends.
+    /// The next text frame as JSON, 2800s and 2900s set aside; panics after `WAIT` or if
+    /// the connection ends.
     pub async fn recv(&mut self) -> Value {
+        self.recv_but(0).await
+    }
+
+    /// The next text frame as JSON, setting aside 2800s and 2900s other than `code`.
+    async fn recv_but(&mut self, code: u16) -> Value {
         loop {
             let frame = self.recv_any().await;
-            if frame["code"] == 2800 {
+            if frame["code"] != code && frame["code"] == 2800 {
                 self.updates.push_back(frame);
+                continue;
+            }
+            if frame["code"] != code && frame["code"] == 2900 {
+                self.presence.push_back(frame);
                 continue;
             }
             return frame;
@@ -221,13 +236,16 @@ impl Client {
 
     /// The next frame, which must carry `code` (a 2800: the oldest set aside, or the next).
     pub async fn expect(&mut self, code: u16) -> Value {
-        let frame = if code == 2800 {
-            match self.updates.pop_front() {
+        let frame = match code {
+            2800 => match self.updates.pop_front() {
                 Some(update) => update,
-                None => self.recv_any().await,
-            }
-        } else {
-            self.recv().await
+                None => self.recv_but(2800).await,
+            },
+            2900 => match self.presence.pop_front() {
+                Some(presence) => presence,
+                None => self.recv_but(2900).await,
+            },
+            _ => self.recv().await,
         };
         assert_eq!(frame["code"], code, "user {}: {frame}", self.user);
         frame
@@ -384,6 +402,11 @@ impl Client {
                 return all;
             }
         }
+    }
+
+    /// The 2900 frames received and set aside so far (not yet taken by `expect(2900)`).
+    pub fn presence_seen(&self) -> Vec<Value> {
+        self.presence.iter().cloned().collect()
     }
 
     /// Closes the connection cleanly.

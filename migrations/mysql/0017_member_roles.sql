@@ -1,0 +1,3 @@
+-- A member's role besides ownership: 'admin' or 'member'. The owner is chat_groups.owner_id
+-- (one source of truth); an ownership transfer makes the old owner 'admin'.
+ALTER TABLE group_members ADD COLUMN role VARCHAR(16) NOT NULL DEFAULT 'member';
