@@ -1,16 +1,17 @@
 //! `/api/groups`: create, read, delete groups and manage members. Every change of
 //! membership is announced on the bus so every node updates its local routing at once.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, AuthUser, Body, PathOf, user_id};
+use super::{ApiError, AuthUser, Body, ErrorBody, PathOf, user_id};
 use crate::bus::Topic;
 use crate::bus::envelope::{Control, Envelope};
 use crate::ids::{GroupId, UserId, parse_group_id};
@@ -20,38 +21,83 @@ use crate::store::{Group, NewGroup, Role};
 /// Most initial members of a new group.
 pub const MAX_INITIAL_MEMBERS: usize = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/groups", post(create))
-        .route("/api/groups/{id}", get(show).delete(delete))
-        .route("/api/groups/{id}/members", get(members).post(add_member))
-        .route(
-            "/api/groups/{id}/members/{user_id}",
-            axum::routing::delete(remove_member),
-        )
-        .route("/api/groups/{id}/leave", post(leave))
-        .route("/api/me/groups", get(mine))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show, delete))
+        .routes(routes!(members, add_member))
+        .routes(routes!(remove_member))
+        .routes(routes!(leave))
+        .routes(routes!(mine))
 }
 
-#[derive(Deserialize)]
+/// A group to create; only `name` is required.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Team", "description": "our team", "members": [8, 9], "id": "team-1"}))]
 struct CreateGroup {
+    /// The group's id; a new UUID when absent.
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,64}$")]
     id: Option<String>,
+    /// 1 to 255 bytes, trimmed.
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
+    /// At most 4096 bytes.
     #[serde(default)]
+    #[schema(max_length = 4096)]
     description: String,
+    /// At most 1024 bytes (a URL, say).
     #[serde(default)]
+    #[schema(max_length = 1024)]
     icon: String,
+    /// Members besides the creator (who becomes the owner): at most 10,000 user ids.
     #[serde(default)]
+    #[schema(max_items = 10_000)]
     members: Vec<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMember {
+    /// The user to add, a positive integer.
+    #[schema(minimum = 1)]
     user_id: i64,
 }
 
+/// The members of a group.
+#[derive(Serialize, ToSchema)]
+struct MemberList {
+    group_id: String,
+    /// Their user ids, ascending.
+    members: Vec<i64>,
+}
+
+/// A member just added.
+#[derive(Serialize, ToSchema)]
+struct Membership {
+    group_id: String,
+    user_id: i64,
+}
+
+/// The caller's groups.
+#[derive(Serialize, ToSchema)]
+struct GroupList {
+    groups: Vec<Group>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/groups",
+    tag = "groups",
+    summary = "Create a group; the caller becomes its owner",
+    security(("bearer" = [])),
+    request_body = CreateGroup,
+    responses(
+        (status = 201, description = "created", body = Group),
+        (status = 400, description = "a bad field, named", body = ErrorBody),
+        (status = 409, description = "a group with that id exists", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -114,6 +160,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(group)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    summary = "A group, for its members",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 200, description = "the group", body = Group),
+        (status = 400, description = "a bad group id", body = ErrorBody),
+        (status = 403, description = "not a member", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+    ),
+)]
 async fn show(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -128,6 +188,20 @@ async fn show(
     Ok(Json(group))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    summary = "Delete a group and its messages (owner only)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "a bad group id", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+    ),
+)]
 async fn delete(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -145,22 +219,55 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/groups/{id}/members",
+    tag = "groups",
+    summary = "The members of a group, for its members",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 200, description = "the members", body = MemberList),
+        (status = 400, description = "a bad group id", body = ErrorBody),
+        (status = 403, description = "not a member", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+    ),
+)]
 async fn members(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     PathOf(id): PathOf<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberList>, ApiError> {
     require(&state, &id, me, Role::Member).await?;
     let members = state.store.members(&id).await?;
-    Ok(Json(json!({"group_id": id, "members": members})))
+    Ok(Json(MemberList {
+        group_id: id,
+        members,
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/members",
+    tag = "groups",
+    summary = "Add a member (owner only)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    request_body = AddMember,
+    responses(
+        (status = 201, description = "added", body = Membership),
+        (status = 400, description = "a bad group id or user id", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+        (status = 409, description = "already a member", body = ErrorBody),
+    ),
+)]
 async fn add_member(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     PathOf(id): PathOf<String>,
     Body(req): Body<AddMember>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Membership>), ApiError> {
     let user = user_id(req.user_id)?;
     require(&state, &id, me, Role::Owner).await?;
     if !state.store.add_member(&id, user).await? {
@@ -178,10 +285,29 @@ async fn add_member(
     .await;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"group_id": id, "user_id": user})),
+        Json(Membership {
+            group_id: id,
+            user_id: user,
+        }),
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/groups/{id}/members/{user_id}",
+    tag = "groups",
+    summary = "Remove a member (owner only; one's own id leaves)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64),
+        ("user_id" = i64, Path, description = "the member", minimum = 1)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 400, description = "a bad group id or user id", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "no such group, or not a member", body = ErrorBody),
+        (status = 409, description = "the owner cannot leave", body = ErrorBody),
+    ),
+)]
 async fn remove_member(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -206,6 +332,21 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/leave",
+    tag = "groups",
+    summary = "Leave a group (any member but the owner)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 204, description = "left"),
+        (status = 400, description = "a bad group id", body = ErrorBody),
+        (status = 403, description = "not a member", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+        (status = 409, description = "the owner cannot leave: delete the group instead", body = ErrorBody),
+    ),
+)]
 async fn leave(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -228,12 +369,22 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/me/groups",
+    tag = "groups",
+    summary = "The caller's groups",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the groups", body = GroupList),
+    ),
+)]
 async fn mine(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GroupList>, ApiError> {
     let groups = state.store.user_groups(me).await?;
-    Ok(Json(json!({"groups": groups})))
+    Ok(Json(GroupList { groups }))
 }
 
 /// Checks `user` holds at least `needed` in group `id`: 404 if there is no such group,
