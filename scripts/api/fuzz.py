@@ -17,7 +17,7 @@ import urllib.request
 
 START_TIMEOUT = 30
 MAX_EXAMPLES = os.environ.get("API_FUZZ_EXAMPLES", "25")
-MAX_TIME = os.environ.get("API_FUZZ_MAX_TIME", "100")
+MAX_TIME = os.environ.get("API_FUZZ_MAX_TIME", "75")
 CHECKS = ",".join([
     # No 5xx, whatever the input.
     "not_a_server_error",

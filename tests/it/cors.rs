@@ -46,7 +46,8 @@ fn lists(headers: &HeaderMap, name: &str, wanted: &[&str]) {
         .unwrap_or_else(|| panic!("no {name}"))
         .to_ascii_lowercase();
     for w in wanted {
-        assert!(value.contains(w), "{name}: {value} lacks {w}");
+        let w = w.to_ascii_lowercase();
+        assert!(value.contains(&w), "{name}: {value} lacks {w}");
     }
 }
 

@@ -200,7 +200,13 @@ fn no_api_route_bypasses_the_document() {
     files.sort();
     assert!(files.len() > 5, "{dir} has the HTTP modules");
     for file in files {
-        let source = std::fs::read_to_string(&file).unwrap();
+        // Code only: comments may show what not to do.
+        let source: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         for route in literal_routes(&source) {
             assert!(
                 !route.starts_with("/api") && !route.contains("not a literal: \"/api"),
