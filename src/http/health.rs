@@ -223,7 +223,7 @@ async fn presence_of_many(
     tag = "social",
     summary = "Whether a user is online (on any node)",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "the user", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    params(("id" = i64, Path, description = "the user", minimum = 1)),
     responses(
         (status = 200, description = "the answer", body = Online),
         (status = 400, description = "a bad user id", body = ErrorBody),

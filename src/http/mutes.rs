@@ -76,7 +76,7 @@ fn not_muted(what: &str) -> ApiError {
     tag = "mutes",
     summary = "Mute a private conversation",
     security(("bearer" = [])),
-    params(("user_id" = i64, Path, description = "the peer", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    params(("user_id" = i64, Path, description = "the peer", minimum = 1)),
     responses(
         (status = 201, description = "muted now", body = MutedUser),
         (status = 200, description = "muted already", body = MutedUser),
@@ -99,7 +99,7 @@ async fn mute_user(
     tag = "mutes",
     summary = "Unmute a private conversation",
     security(("bearer" = [])),
-    params(("user_id" = i64, Path, description = "the peer", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    params(("user_id" = i64, Path, description = "the peer", minimum = 1)),
     responses(
         (status = 204, description = "unmuted"),
         (status = 400, description = "a bad user id, or oneself", body = ErrorBody),

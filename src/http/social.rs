@@ -24,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct Target {
     /// A positive integer, not the caller's own.
-    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
+    #[schema(minimum = 1)]
     user_id: i64,
 }
 
@@ -85,7 +85,7 @@ async fn follow(
     tag = "social",
     summary = "Follow a user (the id in the path)",
     security(("bearer" = [])),
-    params(("user_id" = i64, Path, description = "the other user", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    params(("user_id" = i64, Path, description = "the other user", minimum = 1)),
     responses(
         (status = 201, description = "now following", body = Target),
         (status = 200, description = "following already", body = Target),
@@ -106,7 +106,7 @@ async fn follow_path(
     tag = "social",
     summary = "Stop following a user",
     security(("bearer" = [])),
-    params(("user_id" = i64, Path, description = "the other user", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    params(("user_id" = i64, Path, description = "the other user", minimum = 1)),
     responses(
         (status = 204, description = "done"),
         (status = 400, description = "a bad user id", body = ErrorBody),
@@ -172,7 +172,7 @@ async fn block(
     tag = "social",
     summary = "Block a user (the id in the path)",
     security(("bearer" = [])),
-    params(("user_id" = i64, Path, description = "the other user", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    params(("user_id" = i64, Path, description = "the other user", minimum = 1)),
     responses(
         (status = 201, description = "now blocked", body = Target),
         (status = 200, description = "blocked already", body = Target),
@@ -193,7 +193,7 @@ async fn block_path(
     tag = "social",
     summary = "Stop blocking a user",
     security(("bearer" = [])),
-    params(("user_id" = i64, Path, description = "the other user", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    params(("user_id" = i64, Path, description = "the other user", minimum = 1)),
     responses(
         (status = 204, description = "done"),
         (status = 400, description = "a bad user id", body = ErrorBody),
