@@ -105,7 +105,7 @@ def seed(base):
 
 
 def main():
-    schemathesis, binary, report = sys.argv[1], sys.argv[2], sys.argv[3]
+    schemathesis, binary, report = (os.path.abspath(a) for a in sys.argv[1:4])
     with tempfile.TemporaryDirectory(prefix="api-fuzz-") as workdir:
         node, base = start(binary, workdir)
         try:
@@ -126,7 +126,8 @@ def main():
                 "--exclude-path", "/metrics",
             ]
             print("api-fuzz: " + " ".join(a if "Bearer" not in a else "Authorization: Bearer …" for a in args[1:]), flush=True)
-            code = subprocess.call(args)
+            # Its caches (.schemathesis, .hypothesis) go next to the report, not in the repo.
+            code = subprocess.call(args, cwd=os.path.dirname(report))
         finally:
             node.terminate()
             try:
