@@ -29,7 +29,7 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 pub const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What the checks of one dependency say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Condition {
     /// The last check succeeded.
@@ -41,7 +41,7 @@ pub enum Condition {
 }
 
 /// One dependency as readiness reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DependencyReport {
     pub status: Condition,
     /// Since when (Unix milliseconds) the checks have been succeeding, or failing.

@@ -4,11 +4,20 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::admission::Full;
 use crate::auth::AuthError;
 use crate::store::StoreError;
+
+/// The body of every REST failure.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "no such group team-1", "code": 404}))]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+    /// The HTTP status, repeated.
+    pub code: u16,
+}
 
 /// A REST failure with its HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +76,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = (
             status,
-            Json(json!({"error": self.to_string(), "code": status.as_u16()})),
+            Json(ErrorBody {
+                error: self.to_string(),
+                code: status.as_u16(),
+            }),
         )
             .into_response();
         if let ApiError::Full(_, seconds) = &self {

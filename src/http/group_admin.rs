@@ -6,46 +6,74 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::groups::{no_such_group, require, tell_members, valid_details, valid_name};
-use super::{ApiError, AuthUser, Body, PathOf, user_id};
+use super::{ApiError, AuthUser, Body, ErrorBody, PathOf, user_id};
 use crate::ids::UserId;
 use crate::protocol::server;
 use crate::state::AppState;
 use crate::store::{Group, GroupPatch, Role, Transfer};
 
 /// `PATCH /api/groups/{id}`: the fields to change; at least one.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct UpdateGroup {
+#[schema(example = json!({"name": "Team (new)", "icon": "https://example.com/t.png"}))]
+pub(crate) struct UpdateGroup {
+    /// 1 to 255 bytes, trimmed.
+    #[schema(min_length = 1, max_length = 255)]
     name: Option<String>,
+    /// At most 4096 bytes.
+    #[schema(max_length = 4096)]
     description: Option<String>,
+    /// At most 1024 bytes.
+    #[schema(max_length = 1024)]
     icon: Option<String>,
 }
 
 /// `PUT /api/groups/{id}/members/{user_id}`: the member's new role.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SetRole {
+#[schema(example = json!({"role": "admin"}))]
+pub(crate) struct SetRole {
+    /// `admin` or `member` (ownership moves with `POST /api/groups/{id}/owner`).
+    #[schema(example = "admin")]
     role: String,
 }
 
 /// The answer to a role change.
-#[derive(Serialize)]
-pub(super) struct RoleSet {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RoleSet {
     group_id: String,
+    #[schema(value_type = i64)]
     user_id: UserId,
     role: Role,
 }
 
 /// `POST /api/groups/{id}/owner`: the member who becomes the owner.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewOwner {
+#[schema(example = json!({"user_id": 8}))]
+pub(crate) struct NewOwner {
     user_id: i64,
 }
 
 /// Changes a group's name, description or icon: owner or admins.
+#[utoipa::path(
+    patch,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    summary = "Rename a group, or change its description or icon (owner or admins)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    request_body = UpdateGroup,
+    responses(
+        (status = 200, description = "the group as changed", body = Group),
+        (status = 400, description = "no field, or a bad one, named", body = ErrorBody),
+        (status = 403, description = "not the owner or an admin", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+    ),
+)]
 pub(super) async fn update(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -77,6 +105,23 @@ pub(super) async fn update(
 }
 
 /// Makes a member an admin or a plain member: the owner only.
+#[utoipa::path(
+    put,
+    path = "/api/groups/{id}/members/{user_id}",
+    tag = "groups",
+    summary = "Make a member an admin or a plain member (owner only)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64),
+        ("user_id" = i64, Path, description = "the member", minimum = 1)),
+    request_body = SetRole,
+    responses(
+        (status = 200, description = "the role set", body = RoleSet),
+        (status = 400, description = "a bad role, group id or user id", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "no such group, or not a member", body = ErrorBody),
+        (status = 409, description = "the owner's own role", body = ErrorBody),
+    ),
+)]
 pub(super) async fn set_role(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -122,6 +167,22 @@ pub(super) async fn set_role(
 }
 
 /// Hands the group to another member: the owner only; the old owner becomes an admin.
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/owner",
+    tag = "groups",
+    summary = "Hand the group to another member (owner only; the old owner becomes an admin)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    request_body = NewOwner,
+    responses(
+        (status = 200, description = "the group, with its new owner", body = Group),
+        (status = 400, description = "a bad group id or user id", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "no such group, or not a member", body = ErrorBody),
+        (status = 409, description = "the caller owns it already", body = ErrorBody),
+    ),
+)]
 pub(super) async fn transfer(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

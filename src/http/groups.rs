@@ -2,16 +2,17 @@
 //! membership is announced on the bus so every node updates its local routing at once.
 //! Editing a group, roles and ownership are in group_admin.rs.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, AuthUser, Body, PathOf, user_id};
+use super::{ApiError, AuthUser, Body, ErrorBody, PathOf, user_id};
 use crate::bus::Topic;
 use crate::bus::envelope::{Control, Envelope};
 use crate::ids::{GroupId, UserId, parse_group_id};
@@ -21,42 +22,88 @@ use crate::store::{Group, Joined, NewGroup, Role};
 /// Most initial members of a new group.
 pub const MAX_INITIAL_MEMBERS: usize = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/groups", post(create))
-        .route(
-            "/api/groups/{id}",
-            get(show).delete(delete).patch(super::group_admin::update),
-        )
-        .route("/api/groups/{id}/members", get(members).post(add_member))
-        .route(
-            "/api/groups/{id}/members/{user_id}",
-            axum::routing::delete(remove_member).put(super::group_admin::set_role),
-        )
-        .route("/api/groups/{id}/owner", post(super::group_admin::transfer))
-        .route("/api/groups/{id}/leave", post(leave))
-        .route("/api/me/groups", get(mine))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show, delete, super::group_admin::update))
+        .routes(routes!(members, add_member))
+        .routes(routes!(remove_member, super::group_admin::set_role))
+        .routes(routes!(super::group_admin::transfer))
+        .routes(routes!(leave))
+        .routes(routes!(mine))
 }
 
-#[derive(Deserialize)]
+/// A group to create; only `name` is required.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Team", "description": "our team", "members": [8, 9], "id": "team-1"}))]
 struct CreateGroup {
+    /// The group's id; a new UUID when absent.
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,64}$")]
     id: Option<String>,
+    /// 1 to 255 bytes, trimmed.
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
+    /// At most 4096 bytes.
     #[serde(default)]
+    #[schema(max_length = 4096)]
     description: String,
+    /// At most 1024 bytes (a URL, say).
     #[serde(default)]
+    #[schema(max_length = 1024)]
     icon: String,
+    /// Members besides the creator (who becomes the owner): at most 10,000 user ids.
     #[serde(default)]
+    #[schema(max_items = 10_000)]
     members: Vec<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMember {
+    /// The user to add, a positive integer.
+    #[schema(minimum = 1)]
     user_id: i64,
 }
 
+/// The members of a group: `members` (ids, ascending, as before roles existed) and each
+/// one's role.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"group_id": "team-1", "members": [7, 8, 9], "roles": {"7": "owner", "8": "admin", "9": "member"}}))]
+pub(super) struct MemberList {
+    group_id: String,
+    /// Their user ids, ascending.
+    members: Vec<i64>,
+    /// Each member's role (`owner`, `admin`, `member`), by user id.
+    roles: std::collections::BTreeMap<String, Role>,
+}
+
+/// A member just added.
+#[derive(Serialize, ToSchema)]
+struct Membership {
+    group_id: String,
+    user_id: i64,
+}
+
+/// The caller's groups.
+#[derive(Serialize, ToSchema)]
+struct GroupList {
+    groups: Vec<Group>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/groups",
+    tag = "groups",
+    summary = "Create a group; the caller becomes its owner",
+    security(("bearer" = [])),
+    request_body = CreateGroup,
+    responses(
+        (status = 201, description = "created", body = Group),
+        (status = 400, description = "a bad field, named", body = ErrorBody),
+        (status = 409, description = "a group with that id exists, or more members than chat.max_group_members", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -120,6 +167,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(group)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    summary = "A group, for its members",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 200, description = "the group", body = Group),
+        (status = 400, description = "a bad group id", body = ErrorBody),
+        (status = 403, description = "not a member", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+    ),
+)]
 async fn show(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -135,6 +196,20 @@ async fn show(
     Ok(Json(group))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    summary = "Delete a group and its messages (owner only)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "a bad group id", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+    ),
+)]
 async fn delete(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -152,6 +227,20 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/groups/{id}/members",
+    tag = "groups",
+    summary = "The members of a group, for its members",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 200, description = "the members", body = MemberList),
+        (status = 400, description = "a bad group id", body = ErrorBody),
+        (status = 403, description = "not a member", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+    ),
+)]
 async fn members(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -171,21 +260,28 @@ async fn members(
     }))
 }
 
-/// The members of a group: `members` (ids, ascending, as before roles existed) and each
-/// one's role.
-#[derive(serde::Serialize)]
-pub(super) struct MemberList {
-    group_id: String,
-    members: Vec<UserId>,
-    roles: std::collections::BTreeMap<String, Role>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/members",
+    tag = "groups",
+    summary = "Add a member (owner or admins)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    request_body = AddMember,
+    responses(
+        (status = 201, description = "added", body = Membership),
+        (status = 400, description = "a bad group id or user id", body = ErrorBody),
+        (status = 403, description = "not the owner or an admin", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+        (status = 409, description = "already a member, or the group is full (chat.max_group_members)", body = ErrorBody),
+    ),
+)]
 async fn add_member(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     PathOf(id): PathOf<String>,
     Body(req): Body<AddMember>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Membership>), ApiError> {
     let user = user_id(req.user_id)?;
     require(&state, &id, me, Role::Admin).await?;
     let max = state.settings.chat.max_group_members;
@@ -209,10 +305,29 @@ async fn add_member(
     .await;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"group_id": id, "user_id": user})),
+        Json(Membership {
+            group_id: id,
+            user_id: user,
+        }),
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/groups/{id}/members/{user_id}",
+    tag = "groups",
+    summary = "Remove a member (owner or admins; admins only by the owner; one's own id leaves)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64),
+        ("user_id" = i64, Path, description = "the member", minimum = 1)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 400, description = "a bad group id or user id", body = ErrorBody),
+        (status = 403, description = "not the owner or an admin (or an admin removing an admin)", body = ErrorBody),
+        (status = 404, description = "no such group, or not a member", body = ErrorBody),
+        (status = 409, description = "the owner cannot leave", body = ErrorBody),
+    ),
+)]
 async fn remove_member(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -248,6 +363,21 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/leave",
+    tag = "groups",
+    summary = "Leave a group (any member but the owner)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 204, description = "left"),
+        (status = 400, description = "a bad group id", body = ErrorBody),
+        (status = 403, description = "not a member", body = ErrorBody),
+        (status = 404, description = "no such group", body = ErrorBody),
+        (status = 409, description = "the owner cannot leave: delete the group instead", body = ErrorBody),
+    ),
+)]
 async fn leave(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -270,12 +400,22 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/me/groups",
+    tag = "groups",
+    summary = "The caller's groups",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the groups", body = GroupList),
+    ),
+)]
 async fn mine(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GroupList>, ApiError> {
     let groups = state.store.user_groups(me).await?;
-    Ok(Json(json!({"groups": groups})))
+    Ok(Json(GroupList { groups }))
 }
 
 /// Checks `user` holds at least `needed` in group `id`: 404 if there is no such group,

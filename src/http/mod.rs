@@ -1,21 +1,25 @@
 //! The HTTP side of a node: the WebSocket upgrade and the REST API (groups, follows, blocks,
-//! presence, dev tokens, health and metrics). Each resource module exposes `router()`.
+//! presence, dev tokens, health and metrics). Each resource module exposes `router()`, an
+//! `OpenApiRouter` whose routes make up the OpenAPI document too (openapi.rs).
 
 pub mod auth;
 mod conversations;
+mod cors;
 mod dev;
+mod docs;
 mod error;
 mod group_admin;
 mod groups;
 mod health;
 mod mutes;
+mod openapi;
 mod receipts;
 mod serve;
 mod social;
 mod upgrade;
 
 pub use auth::AuthUser;
-pub use error::{ApiError, Body, PathOf};
+pub use error::{ApiError, Body, ErrorBody, PathOf};
 pub use serve::serve;
 
 use axum::Router;
@@ -26,19 +30,24 @@ use crate::state::AppState;
 /// Every route of a node's public listener (`/metrics` too, unless `server.metrics_bind`
 /// gives it a listener of its own).
 pub fn router(state: AppState) -> Router {
-    let mut routes = Router::new()
-        .route("/ws", get(upgrade::ws_handler))
+    let mut api = openapi::start()
         .merge(groups::router())
         .merge(conversations::router())
         .merge(receipts::router())
         .merge(social::router())
         .merge(mutes::router())
         .merge(health::router())
-        .merge(dev::router());
+        .merge(dev::router())
+        .merge(docs::router());
     if state.settings.server.metrics_bind.is_none() {
-        routes = routes.merge(health::metrics_router());
+        api = api.merge(health::metrics_router());
     }
-    routes
+    let (api, doc) = api.split_for_parts();
+    let api = openapi::serve(api, &openapi::finish(doc))
+        .layer(cors::layer(&state.settings.server.allowed_origins));
+    Router::new()
+        .route("/ws", get(upgrade::ws_handler))
+        .merge(api)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn(log_request))
         .layer(axum::middleware::from_fn_with_state(

@@ -73,14 +73,18 @@ pub enum InsertOutcome {
 }
 
 /// A group as the REST API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "team-1", "name": "Team", "description": "our team", "icon": "", "owner_id": 7, "member_count": 3, "created_at": 1795634562264_i64}))]
 pub struct Group {
+    #[schema(value_type = String)]
     pub id: GroupId,
     pub name: String,
     pub description: String,
     pub icon: String,
+    #[schema(value_type = i64)]
     pub owner_id: UserId,
     pub member_count: u64,
+    /// When it was created, Unix milliseconds.
     pub created_at: i64,
     /// The asking user's role (`owner`, `admin`, `member`), where the answer is for one user.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,54 +144,65 @@ pub struct Page {
 }
 
 /// One entry of a user's conversation list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     /// `private` or `group`.
+    #[schema(value_type = String, pattern = "^(private|group)$")]
     pub kind: &'static str,
     /// The other user of a private conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub peer_id: Option<UserId>,
     /// The group, with its name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub group_id: Option<GroupId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Its newest message (none for a group without messages yet).
+    #[schema(required = true)]
     pub last_message: Option<LastMessage>,
     /// Messages from others the user has not read (counted up to `UNREAD_CAP`).
     pub unread: u32,
     /// The newest message of the conversation the user has read (`null`: none).
+    #[schema(required = true)]
     pub read_upto: Option<Uuid>,
     /// Private only: the newest of the user's messages the peer has read.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Uuid>)]
     pub peer_read_upto: Option<Option<Uuid>>,
     /// Where the list is ordered and paged: the newest message's id, or for a group without
     /// messages the moment the user joined.
     #[serde(skip)]
+    #[schema(ignore)]
     pub activity: Uuid,
 }
 
 /// A conversation's newest message, as the list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LastMessage {
     pub id: Uuid,
+    #[schema(value_type = i64)]
     pub sender_id: UserId,
     /// The first 100 characters of its content.
     pub preview: String,
+    /// When it was stored, Unix milliseconds.
     pub ts: i64,
 }
 
 /// Who of a group has read one of its messages: a page of readers (ascending ids, the
 /// sender excluded) and the counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GroupReads {
     pub message_id: Uuid,
+    #[schema(value_type = Vec<i64>)]
     pub readers: Vec<UserId>,
     /// Members other than the sender whose read marker is at or past the message.
     pub read_count: u64,
     /// Members other than the sender.
     pub member_count: u64,
     /// Pass as `after` for the next page; `null` on the last.
+    #[schema(value_type = Option<i64>, required = true)]
     pub next_after: Option<UserId>,
 }
 
@@ -243,7 +258,7 @@ pub enum EditOutcome {
 
 /// Membership of a user in an existing group, for authorisation checks. The owner is the
 /// group's `owner_id`; admins and members are stored per membership.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Outsider,
