@@ -1,5 +1,6 @@
-//! The HTTP side of a node: the WebSocket upgrade and the REST API (groups, follows, blocks,
-//! presence, dev tokens, health and metrics). Each resource module exposes `router()`.
+//! The HTTP side of a node: the WebSocket upgrade, the REST API (groups, follows, blocks,
+//! presence, dev tokens, health and metrics) and the web app. Each resource module exposes
+//! `router()`.
 
 pub mod auth;
 mod conversations;
@@ -12,6 +13,7 @@ mod receipts;
 mod serve;
 mod social;
 mod upgrade;
+mod web;
 
 pub use auth::AuthUser;
 pub use error::{ApiError, Body, PathOf};
@@ -36,6 +38,9 @@ pub fn router(state: AppState) -> Router {
         .merge(dev::router());
     if state.settings.server.metrics_bind.is_none() {
         routes = routes.merge(health::metrics_router());
+    }
+    if state.settings.server.web_ui {
+        routes = routes.merge(web::router());
     }
     routes
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

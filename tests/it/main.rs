@@ -47,3 +47,4 @@ mod sync;
 mod token_life;
 mod typing;
 mod upgrade;
+mod web_ui;
