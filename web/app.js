@@ -146,7 +146,8 @@ function listen(client) {
   client.on("deleted", (f) => onChanged(f, { content: "", deleted: true, deleted_at: f.deleted_at }));
   client.on("conversation", onConversationUpdate);
   client.on("problem", (p) => {
-    if (p.code) notify(describe(p.code, p.reason, p.frame));
+    if (p.code === Code.TYPING_TOO_FAST) onTypingTooSoon(p.frame);
+    else if (p.code) notify(describe(p.code, p.reason, p.frame));
   });
   client.on("auth", ({ reason }) => {
     if (!client.getToken) notify(`The gateway refused your token (${reason}): sign out and sign in again.`);
@@ -372,6 +373,8 @@ function renderList() {
       label.push(on ? "online" : on === false ? "offline" : "presence unknown");
     }
     dot.setAttribute("aria-hidden", "true");
+    const state = document.createElement("span");
+    state.className = "sr-only";
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = conv.name;
@@ -379,12 +382,13 @@ function renderList() {
     badge.className = "badge unread";
     badge.textContent = conv.unread > 999 ? "999+" : String(conv.unread);
     badge.hidden = conv.unread === 0;
+    badge.setAttribute("aria-hidden", "true");
     if (conv.unread) label.push(`${conv.unread} unread`);
+    state.textContent = ` (${label.join(", ")}) `;
     const preview = document.createElement("span");
     preview.className = "preview";
     preview.textContent = previewOf(conv);
-    button.append(dot, name, badge, preview);
-    button.setAttribute("aria-label", `${conv.name}, ${label.join(", ")}. ${previewOf(conv)}`);
+    button.append(dot, name, state, badge, preview);
     button.addEventListener("click", () => openChat(conv.key));
     li.append(button);
     list.append(li);
@@ -644,6 +648,7 @@ async function markRead(key) {
   if (conv && conv.last && Number(conv.last.sender_id) !== app.me && (!newest || conv.last.id > newest)) {
     newest = conv.last.id;
   }
+  if (conv && conv.readSending === newest) return;
   if (!conv || !newest || (conv.readUpto && newest <= conv.readUpto)) {
     if (conv && conv.unread) {
       conv.unread = 0;
@@ -651,6 +656,7 @@ async function markRead(key) {
     }
     return;
   }
+  conv.readSending = newest;
   try {
     await app.client.markRead(newest);
     conv.readUpto = maxId(conv.readUpto, newest);
@@ -658,6 +664,8 @@ async function markRead(key) {
     renderList();
   } catch (err) {
     if (err.code) notify(describe(err.code, err.reason, err.frame));
+  } finally {
+    if (conv.readSending === newest) conv.readSending = null;
   }
 }
 
@@ -767,12 +775,25 @@ function onInput() {
       app.typingAt.set(key, Date.now());
       app.typingIn = key;
     }
-  } else if (app.typingIn !== key && !app.typingTimer) {
-    app.typingTimer = setTimeout(() => {
-      app.typingTimer = null;
-      onInput();
-    }, TYPING_EVERY_MS - since);
+  } else if (app.typingIn !== key) {
+    // The server counts from when it forwarded the last one: leave a margin.
+    typingLater(TYPING_EVERY_MS + 250 - since);
   }
+}
+
+function typingLater(delay) {
+  if (app.typingTimer) return;
+  app.typingTimer = setTimeout(() => {
+    app.typingTimer = null;
+    onInput();
+  }, delay);
+}
+
+/** A "start" refused as too soon (4291): sent again when the server takes one. */
+function onTypingTooSoon(frame) {
+  const key = frame.group_id !== undefined ? `g:${frame.group_id}` : `u:${frame.recipient_id}`;
+  if (app.typingIn === key) app.typingIn = null;
+  if (app.open === key) typingLater((Number(frame.retry_after_ms) || 500) + 50);
 }
 
 function stopTyping() {

@@ -29,6 +29,8 @@ export async function launch() {
   });
 }
 
+let pages = 0;
+
 /** A page that records console errors (a CSP refusal shows there) and uncaught errors. */
 export async function newPage(context) {
   const page = await context.newPage();
@@ -39,6 +41,14 @@ export async function newPage(context) {
     }
   });
   page.on("pageerror", (err) => page.problems.push(`page error: ${err.message}`));
+  if (process.env.CHAT_BROWSER_FRAMES) {
+    // Every WebSocket frame of the page on stdout, for debugging a scenario.
+    const tag = `page ${++pages}`;
+    page.on("websocket", (ws) => {
+      ws.on("framesent", (f) => console.log(`${tag} sent ${f.payload}`));
+      ws.on("framereceived", (f) => console.log(`${tag} got  ${f.payload}`));
+    });
+  }
   return page;
 }
 
@@ -75,10 +85,11 @@ export async function textOf(locator, test, message, timeout = 10000) {
   return eventually(
     async () => {
       const text = (await locator.textContent({ timeout: 500 })) ?? "";
-      return (typeof test === "string" ? text.includes(test) : test(text)) ? text : false;
+      // Wrapped: an empty text may be the awaited one, and `eventually` waits for truthy.
+      return (typeof test === "string" ? text.includes(test) : test(text)) ? { text } : false;
     },
     { timeout, message },
-  );
+  ).then(({ text }) => text);
 }
 
 /** Opens a private chat with `peer` from the "Chat with user id" form. */
