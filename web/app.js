@@ -431,6 +431,7 @@ async function openChat(key) {
   renderTyping();
   renderMessages({ stick: true });
   $("composer-input").focus();
+  if (key.startsWith("u:") && !app.presence.has(Number(key.slice(2)))) refreshPresence();
   const t = thread(key);
   if (!t.loaded) await loadNewest(key);
   markRead(key);
