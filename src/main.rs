@@ -139,6 +139,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "chat-gateway listening"
     );
     println!("chat-gateway listening on ws://{addr}/ws");
+    if state.settings.server.web_ui {
+        println!("open {} in a browser", page_url(addr));
+    }
     if state.dev_tokens {
         println!(
             "dev mode: get a token with\n  curl -s -X POST http://{addr}/api/dev/token -H 'content-type: application/json' -d '{{\"user_id\":1}}'"
@@ -148,6 +151,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // The exporter's last batch leaves on its own thread; wait for it off the runtime.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     served
+}
+
+/// The web app's address as a browser on this machine reaches it: a wildcard bind
+/// (`0.0.0.0`, `::`) is opened through loopback.
+fn page_url(addr: std::net::SocketAddr) -> String {
+    let port = addr.port();
+    match addr.ip() {
+        ip if ip.is_unspecified() => format!("http://localhost:{port}/"),
+        std::net::IpAddr::V6(ip) => format!("http://[{ip}]:{port}/"),
+        std::net::IpAddr::V4(ip) => format!("http://{ip}:{port}/"),
+    }
 }
 
 /// Below this many descriptors a node is reported as capped: it holds one per connection.

@@ -1,6 +1,7 @@
-//! The HTTP side of a node: the WebSocket upgrade and the REST API (groups, follows, blocks,
-//! presence, dev tokens, health and metrics). Each resource module exposes `router()`, an
-//! `OpenApiRouter` whose routes make up the OpenAPI document too (openapi.rs).
+//! The HTTP side of a node: the WebSocket upgrade, the REST API (groups, follows, blocks,
+//! presence, dev tokens, health and metrics) and the web app. Each resource module exposes
+//! `router()`, an `OpenApiRouter` whose routes make up the OpenAPI document too (openapi.rs);
+//! the web app's pages (web.rs) are no API and stay out of it.
 
 pub mod auth;
 mod conversations;
@@ -17,6 +18,7 @@ mod receipts;
 mod serve;
 mod social;
 mod upgrade;
+mod web;
 
 pub use auth::AuthUser;
 pub use error::{ApiError, Body, ErrorBody, PathOf};
@@ -45,9 +47,13 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = api.split_for_parts();
     let api = openapi::serve(api, &openapi::finish(doc))
         .layer(cors::layer(&state.settings.server.allowed_origins));
-    Router::new()
+    let mut routes = Router::new()
         .route("/ws", get(upgrade::ws_handler))
-        .merge(api)
+        .merge(api);
+    if state.settings.server.web_ui {
+        routes = routes.merge(web::router());
+    }
+    routes
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn(log_request))
         .layer(axum::middleware::from_fn_with_state(

@@ -91,6 +91,9 @@ pub struct ServerSettings {
     /// once. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub ready_tolerance: Duration,
+    /// Serve the web app (embedded in the binary) at `/` and `/web/*`; `false` leaves `/`
+    /// a 404. Default true.
+    pub web_ui: bool,
 }
 
 impl Default for ServerSettings {
@@ -117,6 +120,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             fragment_timeout: Duration::from_secs(10),
             ready_tolerance: Duration::from_secs(10),
+            web_ui: true,
         }
     }
 }

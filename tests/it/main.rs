@@ -53,3 +53,4 @@ mod token_life;
 mod traces;
 mod typing;
 mod upgrade;
+mod web_ui;
