@@ -143,7 +143,12 @@ impl Application {
         });
         tokio::spawn(state.expiries.clone().run(state.shutdown.clone()));
         tokio::spawn(crate::chat::memberships::reconcile(state.clone()));
-        tokio::spawn(crate::chat::presence::Presence::run(state.clone()));
+        tokio::spawn(state.presence.clone().run(crate::presence::Tellers {
+            hub: state.hub.clone(),
+            bus: state.bus.clone(),
+            store: state.store.clone(),
+            max_followers: state.settings.chat.presence_max_followers,
+        }));
         tokio::spawn(state.health.clone().run(
             state.store.clone(),
             state.bus.clone(),

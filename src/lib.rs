@@ -18,6 +18,7 @@ pub mod ids;
 pub mod limiter;
 pub mod message;
 pub mod metrics;
+pub mod presence;
 pub mod protocol;
 pub mod push;
 pub mod settings;

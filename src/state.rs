@@ -47,7 +47,7 @@ pub struct Shared {
     /// Push for offline users (off unless `push.webhook_url` is set).
     pub push: crate::push::Push,
     /// Presence changes of this node's users waiting to be told to their followers (2900).
-    pub presence: Arc<crate::chat::presence::Presence>,
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 impl AppState {

@@ -8,7 +8,6 @@ mod catchup;
 pub mod connection;
 mod edit;
 pub mod memberships;
-pub mod presence;
 mod read;
 mod send;
 mod token;

@@ -7,6 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::groups::{no_such_group, require, tell_members, valid_details, valid_name};
 use super::{ApiError, AuthUser, Body, ErrorBody, PathOf, user_id};
@@ -14,6 +16,14 @@ use crate::ids::UserId;
 use crate::protocol::server;
 use crate::state::AppState;
 use crate::store::{Group, GroupPatch, Role, Transfer};
+
+/// The routes (merged with groups.rs's: the same paths, other methods).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(update))
+        .routes(routes!(set_role))
+        .routes(routes!(transfer))
+}
 
 /// `PATCH /api/groups/{id}`: the fields to change; at least one.
 #[derive(Deserialize, ToSchema)]

@@ -25,10 +25,9 @@ pub const MAX_INITIAL_MEMBERS: usize = 10_000;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
-        .routes(routes!(show, delete, super::group_admin::update))
+        .routes(routes!(show, delete))
         .routes(routes!(members, add_member))
-        .routes(routes!(remove_member, super::group_admin::set_role))
-        .routes(routes!(super::group_admin::transfer))
+        .routes(routes!(remove_member))
         .routes(routes!(leave))
         .routes(routes!(mine))
 }

@@ -34,6 +34,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let mut api = openapi::start()
         .merge(groups::router())
+        .merge(group_admin::router())
         .merge(conversations::router())
         .merge(receipts::router())
         .merge(social::router())

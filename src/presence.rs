@@ -21,10 +21,13 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::bus::{Envelope, Topic};
+use std::sync::Arc;
+
+use crate::bus::{Bus, Envelope, Topic};
+use crate::hub::Hub;
 use crate::ids::UserId;
 use crate::protocol::server;
-use crate::state::AppState;
+use crate::store::Store;
 
 /// How long after a user's last connection here closed their offline state is settled.
 pub const OFFLINE_SETTLE: Duration = Duration::from_secs(2);
@@ -48,6 +51,16 @@ struct Queue {
     users: HashMap<UserId, Entry>,
     /// Users by when they are settled next.
     due: BTreeSet<(Instant, UserId)>,
+}
+
+/// What the presence task tells with: the node's parts it reads (not the whole `AppState`,
+/// which holds the `Presence`).
+pub struct Tellers {
+    pub hub: Arc<Hub>,
+    pub bus: Arc<dyn Bus>,
+    pub store: Arc<dyn Store>,
+    /// `chat.presence_max_followers`.
+    pub max_followers: u32,
 }
 
 /// The node's presence changes waiting to be told; see the module docs.
@@ -82,8 +95,8 @@ impl Presence {
     }
 
     /// Settles changed users until the process ends.
-    pub async fn run(state: AppState) {
-        let presence = state.presence.clone();
+    pub async fn run(self: Arc<Self>, state: Tellers) {
+        let presence = self;
         loop {
             let next = presence.queue.lock().due.first().map(|(at, _)| *at);
             match next {
@@ -123,7 +136,7 @@ impl Presence {
     }
 
     /// Decides and tells `user`'s presence as this node sees it now.
-    async fn settle(&self, state: &AppState, user: UserId) {
+    async fn settle(&self, state: &Tellers, user: UserId) {
         let local = state.hub.is_local(user);
         let online = if local {
             true
@@ -191,8 +204,8 @@ impl Presence {
 
 /// Publishes a 2900 to the user topic of each of `user`'s followers (those `user` does not
 /// block), unless they are more than `chat.presence_max_followers`.
-async fn tell_followers(state: &AppState, user: UserId, online: bool) {
-    let most = state.settings.chat.presence_max_followers;
+async fn tell_followers(state: &Tellers, user: UserId, online: bool) {
+    let most = state.max_followers;
     let followers = match state.store.followers(user, most).await {
         Ok(followers) => followers,
         Err(e) => {
