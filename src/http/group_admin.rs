@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::groups::{no_such_group, require, tell_members, valid_details, valid_name};
+use super::openapi::GroupPath;
 use super::{ApiError, AuthUser, Body, ErrorBody, PathOf, user_id};
 use crate::ids::UserId;
 use crate::protocol::server;
@@ -75,7 +76,7 @@ pub(crate) struct NewOwner {
     tag = "groups",
     summary = "Rename a group, or change its description or icon (owner or admins)",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    params(GroupPath),
     request_body = UpdateGroup,
     responses(
         (status = 200, description = "the group as changed", body = Group),
@@ -121,7 +122,7 @@ pub(super) async fn update(
     tag = "groups",
     summary = "Make a member an admin or a plain member (owner only)",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64),
+    params(GroupPath,
         ("user_id" = i64, Path, description = "the member", minimum = 1)),
     request_body = SetRole,
     responses(
@@ -183,7 +184,7 @@ pub(super) async fn set_role(
     tag = "groups",
     summary = "Hand the group to another member (owner only; the old owner becomes an admin)",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    params(GroupPath),
     request_body = NewOwner,
     responses(
         (status = 200, description = "the group, with its new owner", body = Group),

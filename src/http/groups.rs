@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::openapi::GroupPath;
 use super::{ApiError, AuthUser, Body, ErrorBody, PathOf, user_id};
 use crate::bus::Topic;
 use crate::bus::envelope::{Control, Envelope};
@@ -172,7 +173,7 @@ async fn create(
     tag = "groups",
     summary = "A group, for its members",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    params(GroupPath),
     responses(
         (status = 200, description = "the group", body = Group),
         (status = 400, description = "a bad group id", body = ErrorBody),
@@ -201,7 +202,7 @@ async fn show(
     tag = "groups",
     summary = "Delete a group and its messages (owner only)",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    params(GroupPath),
     responses(
         (status = 204, description = "deleted"),
         (status = 400, description = "a bad group id", body = ErrorBody),
@@ -232,7 +233,7 @@ async fn delete(
     tag = "groups",
     summary = "The members of a group, for its members",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    params(GroupPath),
     responses(
         (status = 200, description = "the members", body = MemberList),
         (status = 400, description = "a bad group id", body = ErrorBody),
@@ -265,7 +266,7 @@ async fn members(
     tag = "groups",
     summary = "Add a member (owner or admins)",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    params(GroupPath),
     request_body = AddMember,
     responses(
         (status = 201, description = "added", body = Membership),
@@ -317,7 +318,7 @@ async fn add_member(
     tag = "groups",
     summary = "Remove a member (owner or admins; admins only by the owner; one's own id leaves)",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64),
+    params(GroupPath,
         ("user_id" = i64, Path, description = "the member", minimum = 1)),
     responses(
         (status = 204, description = "removed"),
@@ -368,7 +369,7 @@ async fn remove_member(
     tag = "groups",
     summary = "Leave a group (any member but the owner)",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the group's id", pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)),
+    params(GroupPath),
     responses(
         (status = 204, description = "left"),
         (status = 400, description = "a bad group id", body = ErrorBody),

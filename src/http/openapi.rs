@@ -11,7 +11,7 @@
 //!    #[utoipa::path(patch, path = "/api/groups/{id}", tag = "groups",
 //!        summary = "Change a group's name, description or icon",
 //!        security(("bearer" = [])),
-//!        params(("id" = String, Path, description = "the group", pattern = r"^[A-Za-z0-9_.:-]{1,64}$")),
+//!        params(GroupPath),
 //!        request_body = GroupChange,
 //!        responses((status = 200, body = Group), (status = 400, body = ErrorBody),
 //!                   (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -38,6 +38,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
+
+/// A group's `{id}` in a path, described once: `params(GroupPath)` (with more tuples after
+/// it for the path's other parameters).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code, reason = "only its description is used, it is never built")]
+pub struct GroupPath {
+    /// the group's id
+    #[param(pattern = r"^[A-Za-z0-9_.:-]{1,64}$", max_length = 64)]
+    id: String,
+}
 use crate::state::AppState;
 
 /// The document's fixed part; the paths come from the routers.
