@@ -9,6 +9,14 @@ use crate::message::Target;
 use crate::protocol::{Cursor, Source, codes, server};
 use crate::store::{Page, ReadOutcome, Role, StoreError};
 
+/// The read positions a history page's 2200 carries, for ticks: `read_upto` (the newest
+/// message of the conversation the reader has read; a group's read marker) and, for a
+/// private conversation only, `peer_read_upto` (the newest of the reader's the peer read).
+struct Ticks {
+    read_upto: Option<Uuid>,
+    peer_read_upto: Option<Option<Uuid>>,
+}
+
 impl Session {
     /// Type 2: the next page of what my device is owed (my unread messages past its
     /// confirmed position), oldest first. Changes nothing stored: the next sync on this
@@ -77,7 +85,10 @@ impl Session {
         {
             Ok(page) => {
                 let ticks = match self.state.store.private_read_upto(self.user, peer).await {
-                    Ok((mine, theirs)) => Some((mine, Some(theirs))),
+                    Ok((mine, theirs)) => Some(Ticks {
+                        read_upto: mine,
+                        peer_read_upto: Some(theirs),
+                    }),
                     Err(e) => {
                         tracing::warn!(error = %e, "read positions of a history page not read");
                         None
@@ -105,7 +116,10 @@ impl Session {
         match self.state.store.group_history(&group, before, limit).await {
             Ok(page) => {
                 let ticks = match self.state.store.group_read_upto(&group, self.user).await {
-                    Ok(marker) => Some((marker, None)),
+                    Ok(marker) => Some(Ticks {
+                        read_upto: marker,
+                        peer_read_upto: None,
+                    }),
                     Err(e) => {
                         tracing::warn!(error = %e, "read marker of a history page not read");
                         None
@@ -163,10 +177,9 @@ impl Session {
     }
 
     /// A history page, newest first: the next starts before its oldest message. `ticks`:
-    /// the read positions for the 2200 (`read_upto`, and `peer_read_upto` for a private
-    /// conversation); `None` when they could not be read (the 2200 then has neither).
-    #[allow(clippy::type_complexity)]
-    fn history_page(&self, page: Page, ticks: Option<(Option<Uuid>, Option<Option<Uuid>>)>) {
+    /// the read positions for the 2200; `None` when they could not be read (the 2200 then
+    /// has neither).
+    fn history_page(&self, page: Page, ticks: Option<Ticks>) {
         let next = if page.more {
             page.messages.last().map(|m| m.id)
         } else {
@@ -177,7 +190,9 @@ impl Session {
         }
         let count = page.messages.len() as u32;
         self.outbox.reply(match ticks {
-            Some((mine, theirs)) => server::history_page_end(count, next, mine, theirs),
+            Some(ticks) => {
+                server::history_page_end(count, next, ticks.read_upto, ticks.peer_read_upto)
+            }
             None => server::page_end(count, next),
         });
     }
