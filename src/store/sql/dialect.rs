@@ -43,10 +43,8 @@ pub trait Dialect: Database + Sized {
     const INSERT_FOLLOW: &'static str;
     /// Inserts a block unless it exists (binds: blocker, blocked, created_at).
     const INSERT_BLOCK: &'static str;
-    /// The first 100 characters of a message's `content`, for the conversation list.
-    const PREVIEW: &'static str;
-    /// What ends an `INSERT INTO conversations (…) SELECT …` (or `group_activity`) so that
-    /// an existing row takes the selected message when it is newer: the upsert clause.
+    /// What ends an `INSERT INTO conversations (…) VALUES …` (or `group_activity`) so that
+    /// an existing row takes the inserted message when it is newer: the upsert clause.
     const NEWEST_WINS: &'static str;
 
     /// Appends a UTF-8 string literal that stores and compares as text, whatever bytes it

@@ -96,7 +96,7 @@ where
         let preview: String = edit
             .content
             .as_deref()
-            .map(|c| c.chars().take(100).collect())
+            .map(|c| super::batch::preview(c).to_string())
             .unwrap_or_default();
         let list = match &target {
             // Both users' rows, by their keys.

@@ -23,7 +23,6 @@ impl Dialect for MySql {
         "INSERT IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
     const INSERT_BLOCK: &'static str =
         "INSERT IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
-    const PREVIEW: &'static str = "LEFT(content, 100)";
     /// Assignments run left to right on the updated row: `last_id` goes last.
     const NEWEST_WINS: &'static str = " ON DUPLICATE KEY UPDATE \
         last_sender = IF(VALUES(last_id) > last_id, VALUES(last_sender), last_sender), \

@@ -46,9 +46,7 @@ impl Dialect for Sqlite {
         "INSERT OR IGNORE INTO follows (follower_id, followee_id, created_at) VALUES (?, ?, ?)";
     const INSERT_BLOCK: &'static str =
         "INSERT OR IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)";
-    const PREVIEW: &'static str = "substr(content, 1, 100)";
-    /// Every assignment reads the row as it was; the SELECT has a WHERE, so the parser does
-    /// not take `ON CONFLICT` for a join's `ON`.
+    /// Every assignment reads the row as it was.
     const NEWEST_WINS: &'static str = " ON CONFLICT DO UPDATE SET \
         last_sender = CASE WHEN excluded.last_id > last_id THEN excluded.last_sender ELSE last_sender END, \
         last_preview = CASE WHEN excluded.last_id > last_id THEN excluded.last_preview ELSE last_preview END, \

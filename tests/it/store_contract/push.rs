@@ -28,6 +28,8 @@ async fn outbox_rows_ride_in_the_message_commit(backend: Backend) {
         to_group(2, "g", "group", None),
         to_group(3, "g", "outsider", None),
         to_user(1, 3, "repeat of c0", Some("c0")),
+        to_user(1, 2, "c9 once", Some("c9")),
+        to_user(1, 2, "c9 twice", Some("c9")),
     ];
     let outcomes = s.insert_messages(&batch, &[]).await.unwrap();
     assert_eq!(outcomes[0], InsertOutcome::Stored);
@@ -36,6 +38,11 @@ async fn outbox_rows_ride_in_the_message_commit(backend: Backend) {
     assert_eq!(outcomes[3], InsertOutcome::NotMember);
     assert!(
         matches!(outcomes[4], InsertOutcome::Duplicate { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[5], InsertOutcome::Stored);
+    assert!(
+        matches!(outcomes[6], InsertOutcome::Duplicate { .. }),
         "{outcomes:?}"
     );
     let ts = batch[0].ts;
@@ -52,9 +59,16 @@ async fn outbox_rows_ride_in_the_message_commit(backend: Backend) {
         .await
         .unwrap();
     rows.sort_by_key(|r| r.message_id);
-    // The private message (its recipient), the group message (user 0), and the repeat's
-    // row, whose message was not stored.
-    assert_eq!(rows.len(), 3, "{rows:?}");
+    // The private messages (their recipient) and the group message (user 0). A repeat of a
+    // stored message is refused before the insert and gets no row; a key repeated within
+    // the batch does (the insert ignores its message), and that row claims no message.
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(
+        !rows.iter().any(|r| r.message_id == batch[4].id),
+        "{rows:?}"
+    );
+    let once = rows.iter().find(|r| r.message_id == batch[5].id).unwrap();
+    assert_eq!(once.message, Some((1, None, batch[5].ts)));
     let private = rows.iter().find(|r| r.message_id == batch[0].id).unwrap();
     assert_eq!(private.user_id, 2);
     assert_eq!(private.attempts, 0);
@@ -62,15 +76,15 @@ async fn outbox_rows_ride_in_the_message_commit(backend: Backend) {
     let group = rows.iter().find(|r| r.message_id == batch[2].id).unwrap();
     assert_eq!(group.user_id, 0);
     assert_eq!(group.message, Some((2, Some("g".into()), batch[2].ts)));
-    let repeat = rows.iter().find(|r| r.message_id == batch[4].id).unwrap();
+    let repeat = rows.iter().find(|r| r.message_id == batch[6].id).unwrap();
     assert_eq!(repeat.message, None);
 
     // A live delivery deletes its message's row.
     let live = to_user(1, 2, "delivered live", None);
     store_all(s, std::slice::from_ref(&live)).await;
-    assert_eq!(outbox.depth().await.unwrap(), 4);
+    assert_eq!(outbox.depth().await.unwrap(), 5);
     outbox.delivered_live(&[live.id]).await.unwrap();
-    assert_eq!(outbox.depth().await.unwrap(), 3);
+    assert_eq!(outbox.depth().await.unwrap(), 4);
 }
 
 async fn claims_are_exclusive_and_leases_expire(backend: Backend) {

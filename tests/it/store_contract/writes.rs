@@ -164,8 +164,104 @@ async fn undelivered_marks_name_the_first_code(backend: Backend) {
     );
 }
 
+/// The newest message of each of `user`'s conversations, by peer (or group id), with its
+/// preview.
+async fn newest(s: &dyn Store, user: i64) -> Vec<(String, Uuid, String)> {
+    let (list, _) = s.conversations(user, Cursor::NOW.0, 100).await.unwrap();
+    let mut rows: Vec<_> = list
+        .into_iter()
+        .map(|c| {
+            let key = match (c.peer_id, &c.group_id) {
+                (Some(peer), _) => peer.to_string(),
+                (None, Some(g)) => g.to_string(),
+                (None, None) => String::new(),
+            };
+            let last = c.last_message.expect("a last message");
+            (key, last.id, last.preview)
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn repeats_never_move_the_conversation_list(backend: Backend) {
+    let f = fixture(backend).await;
+    let s = &*f.store;
+    s.create_group(new_group("g", 1, &[2])).await.unwrap();
+    let first = to_user(1, 2, "first", Some("r0"));
+    store_all(s, std::slice::from_ref(&first)).await;
+    // 200 characters, two of them multi-byte: the preview keeps the first 100 characters.
+    let long: String = "é".repeat(2) + &"x".repeat(198);
+    let reply = to_user(2, 1, &long, None);
+    store_all(s, std::slice::from_ref(&reply)).await;
+    let in_group = to_group(2, "g", "in the group", Some("r1"));
+    store_all(s, std::slice::from_ref(&in_group)).await;
+
+    // Repeats of stored messages, and a key repeated within the batch: newer ids, none kept.
+    let batch = vec![
+        to_user(1, 2, "first", Some("r0")),
+        to_group(2, "g", "in the group", Some("r1")),
+        to_user(2, 1, "once", Some("r2")),
+        to_user(2, 1, "twice", Some("r2")),
+    ];
+    let outcomes = s.insert_messages(&batch, &[]).await.unwrap();
+    assert_eq!(
+        outcomes[0],
+        InsertOutcome::Duplicate {
+            id: first.id,
+            ts: first.ts,
+            delivered: true
+        }
+    );
+    assert_eq!(
+        outcomes[1],
+        InsertOutcome::Duplicate {
+            id: in_group.id,
+            ts: in_group.ts,
+            delivered: true
+        }
+    );
+    assert_eq!(outcomes[2], InsertOutcome::Stored);
+    assert_eq!(
+        outcomes[3],
+        InsertOutcome::Duplicate {
+            id: batch[2].id,
+            ts: batch[2].ts,
+            delivered: true
+        }
+    );
+    // Both users' lists show the newest message kept: "once", not the later "twice".
+    for (user, peer) in [(1, 2), (2, 1)] {
+        assert_eq!(
+            newest(s, user).await,
+            vec![
+                (peer.to_string(), batch[2].id, "once".to_string()),
+                ("g".to_string(), in_group.id, "in the group".to_string()),
+            ],
+            "user {user}"
+        );
+    }
+
+    // Without repeats, the list takes the newest of the batch and the preview is cut at 100
+    // characters.
+    let later = to_user(1, 2, "later", None);
+    let newest_one = to_user(2, 1, &long, None);
+    store_all(s, &[later, newest_one.clone()]).await;
+    let expected: String = long.chars().take(100).collect();
+    assert_eq!(
+        newest(s, 1).await[0],
+        ("2".to_string(), newest_one.id, expected.clone())
+    );
+    assert_eq!(
+        newest(s, 2).await[0],
+        ("1".to_string(), newest_one.id, expected)
+    );
+    assert_eq!(reply.content.chars().count(), 200);
+}
+
 on_both_backends!(
     insert_batch_with_mixed_outcomes,
+    repeats_never_move_the_conversation_list,
     insert_batch_is_atomic,
     undelivered_marks_name_the_first_code,
 );
