@@ -50,9 +50,8 @@ pub struct ServerSettings {
     /// share a small machine: fewer threads, fewer wake-ups between them.
     pub worker_threads: usize,
     /// The longest a group message reaching at least 64 connections on this node waits to
-    /// be written. Such writes go out at once while the node's paced flusher carries fewer
-    /// than 100,000 frames a second; busier, after a pass that wrote to `n` sockets, the
-    /// next waits `n` × 20 µs (at most this long), and
+    /// be written. Such writes go out at once when the node's paced flusher is idle; after
+    /// a pass that wrote to `n` sockets, the next waits `n` × 20 µs (at most this long), and
     /// whatever reaches those sockets meanwhile leaves in the same system call: a busy large
     /// group gets several messages per write. Smaller fan-outs, private messages and answers
     /// are written at once. `0s` writes everything at once. Default `100ms`.

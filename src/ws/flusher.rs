@@ -8,14 +8,12 @@
 //! scheduler turn of latency; under load, writes grow instead of multiplying.
 //!
 //! Large group fan-outs go to a second flusher that coalesces writes by pacing its passes
-//! (`Pace`), but only while it is busy: while it carries fewer than `BUSY_FRAMES_PER_SEC`
-//! frames a second, each pass starts one scheduler turn after a hand-over, as the first
-//! flusher's do (what arrives during a pass joins the next one). Busier, after a pass that
-//! wrote to `n` sockets, the next starts no sooner than `n × SEND_SPACING` after it (at most
+//! (`Pace`): when it has been idle, a pass starts at once; after a pass that wrote to `n`
+//! sockets, the next starts no sooner than `n × SEND_SPACING` after it (at most
 //! `server.group_write_delay`), and whatever reaches those sockets meanwhile leaves in the
 //! same system call. The kernel's cost is per write, not per byte, so a busy large group
 //! gets several messages per write (see docs/performance.md, items 14, 15 and 21), while a
-//! quiet one, or a busy small one, is written at once.
+//! quiet one is written at once.
 
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -32,16 +30,6 @@ use super::outbox::Outbox;
 /// members on a node, a pass may follow the previous one after 5 ms.
 pub const SEND_SPACING: Duration = Duration::from_micros(20);
 
-/// A paced flusher paces its passes only while it carries at least this many frames a
-/// second (measured over `BUSY_WINDOW`): written one system call each, that many frames
-/// cost a third of a core here (docs/performance.md). Below it, pacing would save little
-/// and cost latency: a group of 10,000 members at 10 messages a second (50,000 frames a
-/// second per node of two) is written at once; at 31 a second it is paced.
-pub const BUSY_FRAMES_PER_SEC: u32 = 100_000;
-
-/// The window over which a paced flusher measures the frames it carries.
-const BUSY_WINDOW: Duration = Duration::from_millis(100);
-
 /// When the next pass of a paced flusher may start.
 #[derive(Debug)]
 struct Pace {
@@ -49,44 +37,14 @@ struct Pace {
     max_wait: Duration,
     /// When the next pass may start.
     next: Instant,
-    /// Whether the last complete window carried `BUSY_FRAMES_PER_SEC` or more.
-    busy: bool,
-    /// The current window: when it began and the frames its passes carried.
-    window: Instant,
-    frames: u64,
 }
 
 impl Pace {
-    fn new(max_wait: Duration, now: Instant) -> Pace {
-        Pace {
-            max_wait,
-            next: now,
-            busy: false,
-            window: now,
-            frames: 0,
-        }
-    }
-
-    /// A pass that started at `started` wrote `frames` frames to `sockets` sockets.
-    fn passed(&mut self, started: Instant, sockets: usize, frames: usize) {
-        // The window holds the passes that started in it, before this one.
-        let elapsed = started.saturating_duration_since(self.window);
-        if elapsed >= BUSY_WINDOW {
-            // frames / elapsed >= BUSY_FRAMES_PER_SEC, in whole microseconds.
-            let micros = elapsed.as_micros().max(1);
-            self.busy =
-                u128::from(self.frames) * 1_000_000 >= u128::from(BUSY_FRAMES_PER_SEC) * micros;
-            self.window = started;
-            self.frames = 0;
-        }
-        self.frames = self.frames.saturating_add(frames as u64);
-        let wait = if self.busy {
-            SEND_SPACING
-                .saturating_mul(sockets.try_into().unwrap_or(u32::MAX))
-                .min(self.max_wait)
-        } else {
-            Duration::ZERO
-        };
+    /// A pass that started at `started` wrote to `sockets` sockets.
+    fn passed(&mut self, started: Instant, sockets: usize) {
+        let wait = SEND_SPACING
+            .saturating_mul(sockets.try_into().unwrap_or(u32::MAX))
+            .min(self.max_wait);
         self.next = started + wait;
     }
 }
@@ -122,16 +80,14 @@ impl Flusher {
         }
     }
 
-    /// Writes every waiting outbox now; returns how many there were and the frames they
-    /// held.
-    pub fn flush(&self, spare: &mut Vec<Arc<Outbox>>) -> (usize, usize) {
+    /// Writes every waiting outbox now; returns how many there were.
+    pub fn flush(&self, spare: &mut Vec<Arc<Outbox>>) -> usize {
         std::mem::swap(&mut *self.waiting.lock(), spare);
         let sockets = spare.len();
-        let mut frames = 0;
         for outbox in spare.drain(..) {
-            frames += outbox.flush();
+            outbox.flush();
         }
-        (sockets, frames)
+        sockets
     }
 
     /// The flushing task: each time outboxes are waiting, lets the other ready tasks run
@@ -139,7 +95,10 @@ impl Flusher {
     /// was too recent, waits for its pace; then writes them.
     pub async fn run(self: Arc<Self>) {
         let mut spare = Vec::new();
-        let mut pace = Pace::new(self.max_wait, Instant::now());
+        let mut pace = Pace {
+            max_wait: self.max_wait,
+            next: Instant::now(),
+        };
         loop {
             self.wake.notified().await;
             if Instant::now() < pace.next {
@@ -148,8 +107,8 @@ impl Flusher {
                 tokio::task::yield_now().await;
             }
             let started = Instant::now();
-            let (sockets, frames) = self.flush(&mut spare);
-            pace.passed(started, sockets, frames);
+            let sockets = self.flush(&mut spare);
+            pace.passed(started, sockets);
             // Keep a moderate allocation across passes, not the largest fan-out ever seen.
             if spare.capacity() > 65_536 {
                 spare = Vec::new();
@@ -200,7 +159,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_quiet_paced_flusher_writes_at_once() {
+    async fn an_idle_paced_flusher_writes_at_once_and_a_busy_one_coalesces() {
         let delay = Duration::from_millis(100);
         let flusher = Flusher::new(delay);
         tokio::spawn(flusher.clone().run());
@@ -209,7 +168,7 @@ mod tests {
             sockets.push(connection().await);
         }
 
-        // The first delivery is written without any timer elapsing.
+        // Idle: the first delivery is written without any timer elapsing.
         let t0 = Instant::now();
         for (outbox, _) in &sockets {
             assert_eq!(hand_over(&flusher, outbox, "1"), Pushed::Flush);
@@ -219,8 +178,8 @@ mod tests {
         }
         assert_eq!(Instant::now(), t0, "written at once, not after a delay");
 
-        // Right after that pass, a quiet flusher does not wait either; what reaches a
-        // socket before the pass leaves in the same write.
+        // Right after that pass, what arrives waits for the pace (10 sockets × 20 µs) and
+        // leaves together: the second message is handed over, the third joins its write.
         for (outbox, _) in &sockets {
             assert_eq!(hand_over(&flusher, outbox, "2"), Pushed::Flush);
             assert_eq!(hand_over(&flusher, outbox, "3"), Pushed::Queued);
@@ -228,50 +187,38 @@ mod tests {
         for (_, client) in &mut sockets {
             read_frames(client, b"23").await;
         }
-        assert_eq!(Instant::now(), t0, "not paced while quiet");
+        // (The timer wheel counts whole milliseconds: the pace is rounded up to one.)
+        let waited = Instant::now() - t0;
+        assert!(
+            waited >= SEND_SPACING * 10 && waited < delay,
+            "paced, not delayed: {waited:?}"
+        );
+
+        // After a quiet spell longer than the pace, a delivery goes at once again.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let t1 = Instant::now();
+        let (outbox, client) = &mut sockets[0];
+        assert_eq!(hand_over(&flusher, outbox, "4"), Pushed::Flush);
+        read_frames(client, b"4").await;
+        assert_eq!(Instant::now(), t1);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_busy_flusher_is_paced_and_a_quiet_one_is_not() {
-        let max_wait = Duration::from_millis(100);
+    async fn the_pace_never_exceeds_the_delay() {
+        let mut pace = Pace {
+            max_wait: Duration::from_millis(100),
+            next: Instant::now(),
+        };
         let t0 = Instant::now();
-        let mut pace = Pace::new(max_wait, t0);
-        // Quiet: 5,000 sockets ten times a second (50,000 frames a second): no wait.
-        let mut at = t0;
-        for _ in 0..5 {
-            pace.passed(at, 5_000, 5_000);
-            assert_eq!(pace.next, at, "quiet: the next pass may start at once");
-            at += Duration::from_millis(100);
-        }
-        // Busy: 5,000 sockets every 20 ms (250,000 frames a second): once the window has
-        // shown it, passes are spaced by 5,000 × 20 µs = 100 ms.
-        let mut paced = 0;
-        for _ in 0..20 {
-            pace.passed(at, 5_000, 5_000);
-            if pace.next > at {
-                assert_eq!(pace.next, at + Duration::from_millis(100));
-                paced += 1;
-            }
-            at += Duration::from_millis(20);
-        }
-        assert!(paced >= 14, "paced {paced} of 20 passes");
-        // Spacing follows the sockets, and never exceeds the delay.
-        pace.passed(at, 1_000, 1_000_000);
-        assert_eq!(pace.next, at + Duration::from_millis(20));
-        pace.passed(at, 1_000_000, 1_000_000);
-        assert_eq!(pace.next, at + max_wait);
-        // Quiet again: once a window has carried few frames, at once.
-        for _ in 0..2 {
-            at += Duration::from_millis(200);
-            pace.passed(at, 10, 10);
-        }
-        assert_eq!(pace.next, at);
-
-        let mut unpaced = Pace::new(Duration::ZERO, t0);
-        for i in 0..10 {
-            let at = t0 + Duration::from_millis(20 * i);
-            unpaced.passed(at, 1_000_000, 1_000_000);
-            assert_eq!(unpaced.next, at);
-        }
+        pace.passed(t0, 1_000);
+        assert_eq!(pace.next, t0 + Duration::from_millis(20));
+        pace.passed(t0, 1_000_000);
+        assert_eq!(pace.next, t0 + Duration::from_millis(100));
+        let mut unpaced = Pace {
+            max_wait: Duration::ZERO,
+            next: t0,
+        };
+        unpaced.passed(t0, 1_000_000);
+        assert_eq!(unpaced.next, t0);
     }
 }

@@ -149,16 +149,15 @@ impl Outbox {
     }
 
     /// For the flusher: writes what is queued with one non-blocking system call; what the
-    /// socket does not take goes to the writer task. Returns how many frames were queued.
-    pub fn flush(&self) -> usize {
+    /// socket does not take goes to the writer task.
+    pub fn flush(&self) {
         let mut state = self.state.lock();
         state.flushing = false;
-        let queued = state.frames.len();
-        if state.writing || queued == 0 {
-            return queued;
+        if state.writing || state.frames.is_empty() {
+            return;
         }
         let Some(socket) = &self.socket else {
-            return queued;
+            return;
         };
         match send_some(socket, &state.frames, 0, state.written) {
             Ok(n) => {
@@ -171,7 +170,7 @@ impl Outbox {
                     drop(state);
                     // A reader waiting for room (wait_for_room) has it now.
                     self.drained.notify_waiters();
-                    return queued;
+                    return;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -179,12 +178,11 @@ impl Outbox {
                 state.closed.get_or_insert(CloseReason::Ended);
                 drop(state);
                 self.stop();
-                return queued;
+                return;
             }
         }
         drop(state);
         self.ready.notify_one();
-        queued
     }
 
     /// Answers the client's ping; counted against the queue's capacity (see `answer`).

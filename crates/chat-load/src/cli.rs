@@ -211,6 +211,11 @@ pub struct ConnectArgs {
     #[arg(long, default_value = "10s", value_parser = duration)]
     #[serde(with = "secs")]
     pub hold: Duration,
+    /// Put the users in groups of this many before connecting (0: none), so that each
+    /// connection holds a group subscription besides its own: the memory of a connection
+    /// as a chat app's users have it.
+    #[arg(long, default_value_t = 0)]
+    pub group_size: u32,
 }
 
 /// `private`.
