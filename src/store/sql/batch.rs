@@ -7,13 +7,13 @@
 //! node. Values are written into the SQL text (see literals.rs).
 
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use uuid::Uuid;
 
 use super::dialect::Value;
 use super::literals::{push_id, push_opt_int, push_opt_text, push_undelivered};
-use super::messages::FirstCopies;
+use super::messages::{FirstCopies, first_copy, push_first_copies};
 use super::push::{Outboxing, push_outbox_rows};
 use super::rows::{CHUNK, pair};
 use super::{Dialect, SqlStore};
@@ -151,11 +151,8 @@ where
                     found.members.insert((row.try_get(1)?, row.try_get(2)?));
                 }
                 _ => {
-                    let delivered: i64 = row.try_get(5)?;
-                    found.copies.insert(
-                        (row.try_get(1)?, row.try_get(2)?),
-                        (row.try_get(3)?, row.try_get(4)?, delivered != 0),
-                    );
+                    let (key, copy) = first_copy(&row)?;
+                    found.copies.insert(key, copy);
                 }
             }
         }
@@ -232,22 +229,23 @@ where
         Ok(inserted.max(0) as u64)
     }
 
-    /// Round trip 3 (rare): turns the outcomes of repeated client_msg_ids into `Duplicate`
-    /// naming the first copy. Looks at every message when the insert ignored rows, else only
-    /// at the refused ones.
+    /// Round trip 3 (rare): when the insert ignored rows (a client_msg_id repeated within the
+    /// batch, or stored by another node since round trip 1), turns the stored outcomes of
+    /// repeats into `Duplicate` naming the first copy. Refused messages were looked up in
+    /// round trip 1 already.
     async fn name_duplicates(
         conn: &mut D::Connection,
         batch: &[Message],
         outcomes: &mut [InsertOutcome],
         ignored: bool,
     ) -> Result<(), sqlx::Error> {
+        if !ignored {
+            return Ok(());
+        }
         let keys: Vec<(UserId, &str)> = batch
             .iter()
             .zip(outcomes.iter())
-            .filter(|(_, o)| {
-                matches!(o, InsertOutcome::Blocked | InsertOutcome::NotMember)
-                    || (ignored && **o == InsertOutcome::Stored)
-            })
+            .filter(|(_, o)| **o == InsertOutcome::Stored)
             .filter_map(|(m, _)| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
             .collect();
         if keys.is_empty() {
@@ -300,6 +298,7 @@ fn decide<'m>(batch: &'m [Message], found: &Refusals) -> (Vec<InsertOutcome>, Ve
         let first = m
             .client_msg_id
             .as_ref()
+            .filter(|_| !found.copies.is_empty())
             .and_then(|c| found.copies.get(&(m.sender_id, c.clone())))
             .filter(|(id, _, _)| *id != m.id);
         if let Some(&(id, ts, delivered)) = first {
@@ -351,8 +350,9 @@ fn id_list(messages: &[&Message]) -> String {
 /// (the recipients' rows, then the senders') did, failing one of the batches with 5000.
 fn push_activity<D: Dialect>(sql: &mut String, accepted: &[&Message]) {
     let mut seen = HashSet::new();
-    let mut private: HashMap<(UserId, UserId), &Message> = HashMap::new();
-    let mut groups: HashMap<&str, &Message> = HashMap::new();
+    // Ordered maps: the rows come out in key order.
+    let mut private: BTreeMap<(UserId, UserId), &Message> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, &Message> = BTreeMap::new();
     for &m in accepted {
         if let Some(c) = &m.client_msg_id
             && !seen.insert((m.sender_id, c.as_str()))
@@ -376,47 +376,46 @@ fn push_activity<D: Dialect>(sql: &mut String, accepted: &[&Message]) {
             }
         }
     }
-    let mut private: Vec<_> = private.into_iter().collect();
-    private.sort_unstable_by_key(|(key, _)| *key);
-    for (i, ((user, peer), m)) in private.iter().enumerate() {
-        if i % CHUNK == 0 {
-            if i > 0 {
-                sql.push_str(D::NEWEST_WINS);
-                sql.push(';');
-            }
-            sql.push_str(
-                "INSERT INTO conversations (user_id, peer_id, last_id, last_sender, last_preview, last_ts) VALUES ",
-            );
-        } else {
+    let private: Vec<_> = private.into_iter().collect();
+    push_upserts::<D, _>(
+        sql,
+        "conversations (user_id, peer_id, last_id, last_sender, last_preview, last_ts)",
+        &private,
+        |sql, ((user, peer), m)| {
+            let _ = write!(sql, "({user},{peer},");
+            push_activity_values::<D>(sql, m);
+        },
+    );
+    let groups: Vec<_> = groups.into_iter().collect();
+    push_upserts::<D, _>(
+        sql,
+        "group_activity (group_id, last_id, last_sender, last_preview, last_ts)",
+        &groups,
+        |sql, (group, m)| {
+            sql.push('(');
+            D::text_literal(sql, group);
             sql.push(',');
-        }
-        let _ = write!(sql, "({user},{peer},");
-        push_activity_values::<D>(sql, m);
-    }
-    if !private.is_empty() {
-        sql.push_str(D::NEWEST_WINS);
-        sql.push(';');
-    }
-    let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_unstable_by_key(|(group, _)| *group);
-    for (i, (group, m)) in groups.iter().enumerate() {
-        if i % CHUNK == 0 {
+            push_activity_values::<D>(sql, m);
+        },
+    );
+}
+
+/// Appends `INSERT INTO {table} VALUES …` + the newest-wins clause for `rows`, `CHUNK` rows
+/// a statement, each written by `push_row`.
+fn push_upserts<D: Dialect, T>(
+    sql: &mut String,
+    table: &str,
+    rows: &[T],
+    push_row: impl Fn(&mut String, &T),
+) {
+    for chunk in rows.chunks(CHUNK) {
+        let _ = write!(sql, "INSERT INTO {table} VALUES ");
+        for (i, row) in chunk.iter().enumerate() {
             if i > 0 {
-                sql.push_str(D::NEWEST_WINS);
-                sql.push(';');
+                sql.push(',');
             }
-            sql.push_str(
-                "INSERT INTO group_activity (group_id, last_id, last_sender, last_preview, last_ts) VALUES ",
-            );
-        } else {
-            sql.push(',');
+            push_row(sql, row);
         }
-        sql.push('(');
-        D::text_literal(sql, group);
-        sql.push(',');
-        push_activity_values::<D>(sql, m);
-    }
-    if !groups.is_empty() {
         sql.push_str(D::NEWEST_WINS);
         sql.push(';');
     }
@@ -513,25 +512,12 @@ fn push_lookups<D: Dialect>(sql: &mut String, batch: &[Message]) {
         }
         sql.push(';');
     }
-    // Earlier copies (rows tagged `d`): one probe of the unique key per client_msg_id.
+    // Earlier copies (rows tagged `d`).
     let mut keys: Vec<(UserId, &str)> = batch
         .iter()
         .filter_map(|m| m.client_msg_id.as_deref().map(|c| (m.sender_id, c)))
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    for chunk in keys.chunks(CHUNK) {
-        sql.push_str(
-            "SELECT 'd', sender_id, client_msg_id, id, ts, delivered FROM messages WHERE ",
-        );
-        for (i, (sender, client_id)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(" OR ");
-            }
-            let _ = write!(sql, "(sender_id = {sender} AND client_msg_id = ");
-            D::text_literal(sql, client_id);
-            sql.push(')');
-        }
-        sql.push(';');
-    }
+    push_first_copies::<D>(sql, &keys);
 }

@@ -1,8 +1,9 @@
 //! Messages once stored: the history pages of a conversation, the first copy of a repeated
 //! `client_msg_id`, and the undelivered marks.
 
-use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use uuid::Uuid;
 
 use super::dialect::Value;
@@ -13,8 +14,46 @@ use crate::ids::UserId;
 use crate::protocol::Cursor;
 use crate::store::{InsertOutcome, Page, StoreError};
 
-/// The first copy of each (sender, client_msg_id): its id, time and whether it was delivered.
-pub(super) type FirstCopies = HashMap<(UserId, String), (Uuid, i64, bool)>;
+/// A (sender, client_msg_id) key.
+pub(super) type ClientKey = (UserId, String);
+/// A first copy: its id, time and whether it was delivered.
+pub(super) type FirstCopy = (Uuid, i64, bool);
+/// The first copy of each (sender, client_msg_id).
+pub(super) type FirstCopies = HashMap<ClientKey, FirstCopy>;
+
+/// Appends the lookups of the first copies of `keys` (one probe of the unique key each),
+/// rows tagged `d`: tag, sender_id, client_msg_id, id, ts, delivered (read by `first_copy`).
+pub(super) fn push_first_copies<D: Dialect>(sql: &mut String, keys: &[(UserId, &str)]) {
+    for chunk in keys.chunks(CHUNK) {
+        sql.push_str(
+            "SELECT 'd', sender_id, client_msg_id, id, ts, delivered FROM messages WHERE ",
+        );
+        for (i, (sender, client_id)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" OR ");
+            }
+            let _ = write!(sql, "(sender_id = {sender} AND client_msg_id = ");
+            D::text_literal(sql, client_id);
+            sql.push(')');
+        }
+        sql.push(';');
+    }
+}
+
+/// One row of `push_first_copies`.
+pub(super) fn first_copy<R: Row>(row: &R) -> Result<(ClientKey, FirstCopy), sqlx::Error>
+where
+    usize: ColumnIndex<R>,
+    i64: Value<R::Database>,
+    String: Value<R::Database>,
+    Uuid: Value<R::Database>,
+{
+    let delivered: i64 = row.try_get(5)?;
+    Ok((
+        (row.try_get(1)?, row.try_get(2)?),
+        (row.try_get(3)?, row.try_get(4)?, delivered != 0),
+    ))
+}
 
 impl<D: Dialect> SqlStore<D>
 where
@@ -86,26 +125,18 @@ where
         conn: &mut D::Connection,
         keys: &[(UserId, &str)],
     ) -> Result<FirstCopies, sqlx::Error> {
+        let mut sql = String::new();
+        push_first_copies::<D>(&mut sql, keys);
         let mut found = HashMap::new();
-        for chunk in keys.chunks(CHUNK) {
-            let mut q = QueryBuilder::<D>::new(
-                "SELECT sender_id, client_msg_id, id, ts, delivered FROM messages WHERE ",
-            );
-            let mut sep = q.separated(" OR ");
-            for (sender, client_id) in chunk {
-                sep.push("(sender_id = ")
-                    .push_bind_unseparated(*sender)
-                    .push_unseparated(" AND client_msg_id = ")
-                    .push_bind_unseparated(client_id.to_string())
-                    .push_unseparated(")");
-            }
-            for row in q.build().fetch_all(&mut *conn).await? {
-                let delivered: i64 = row.try_get(4)?;
-                found.insert(
-                    (row.try_get(0)?, row.try_get(1)?),
-                    (row.try_get(2)?, row.try_get(3)?, delivered != 0),
-                );
-            }
+        if sql.is_empty() {
+            return Ok(found);
+        }
+        for row in sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let (key, copy) = first_copy(&row)?;
+            found.insert(key, copy);
         }
         Ok(found)
     }
