@@ -2,11 +2,13 @@
 //!
 //! One batch is one transaction in two round trips: (1) BEGIN, the undelivered marks, and the
 //! block, membership and earlier-copy lookups, as one multi-statement request; (2) the
-//! multi-row INSERT, the conversation list's upserts and COMMIT. A third, rare one names the
+//! multi-row INSERT, the conversation list's upserts and COMMIT (the inserted rows counted
+//! from the INSERTs' own results). A third, rare one names the
 //! first copies of client_msg_ids repeated within the batch or stored meanwhile by another
 //! node. Values are written into the SQL text (see literals.rs).
 
-use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
+use futures_util::TryStreamExt;
+use sqlx::{ColumnIndex, Either, Encode, Executor, IntoArguments, Row, Type};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use uuid::Uuid;
@@ -160,9 +162,10 @@ where
     }
 
     /// Round trip 2 (more only for very large batches): insert, the push outbox rows when
-    /// push is on (src/store/sql/push.rs), count what was inserted, update the conversation
-    /// list from it, commit. Messages inserted. `committing` turns true just before the
-    /// request carrying COMMIT is sent.
+    /// push is on (src/store/sql/push.rs), update the conversation list, commit. Messages
+    /// inserted: the rows the INSERT statements report (an ignored row is a repeated
+    /// client_msg_id), read from their own results rather than counted by a statement of
+    /// their own. `committing` turns true just before the request carrying COMMIT is sent.
     async fn insert_and_commit(
         conn: &mut D::Connection,
         accepted: &[&Message],
@@ -174,14 +177,18 @@ where
             sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
             return Ok(0);
         }
+        let mut inserted = 0;
         let mut sql = String::new();
         let mut rows_in_statement = 0;
+        // INSERT statements in `sql`, the request being written: its first results.
+        let mut inserts = 0;
         for m in accepted {
             if rows_in_statement == 0 {
                 sql.push_str(D::INSERT_IGNORE);
                 sql.push_str(
                     " INTO messages (id, sender_id, recipient_id, group_id, peer_lo, peer_hi, content, client_msg_id, ts, delivered) VALUES ",
                 );
+                inserts += 1;
             } else {
                 sql.push(',');
             }
@@ -196,37 +203,40 @@ where
                     sql.push(';');
                     rows_in_statement = 0;
                 }
+                // Only INSERTs of messages: the rows affected, summed over them.
                 let request = std::mem::take(&mut sql);
-                sqlx::raw_sql(sqlx::AssertSqlSafe(request))
+                let done = sqlx::raw_sql(sqlx::AssertSqlSafe(request))
                     .execute(&mut *conn)
                     .await?;
+                inserted += D::rows_affected(&done);
+                inserts = 0;
             }
         }
         if rows_in_statement > 0 {
             sql.push(';');
         }
         push_outbox_rows::<D>(&mut sql, accepted, outboxing);
-        // Inserted rows are the accepted ids now present (an ignored row is a repeated
-        // client_msg_id, whose new id is not).
-        let ids = id_list(accepted);
-        let _ = write!(sql, "SELECT COUNT(*) FROM messages WHERE id IN ({ids});");
         push_activity::<D>(&mut sql, accepted);
         if D::COMMIT_WITH_INSERT {
             sql.push_str("COMMIT;");
             *committing = true;
         }
-        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *conn)
-            .await?;
-        let inserted: i64 = match rows.first() {
-            Some(row) => row.try_get(0)?,
-            None => 0,
-        };
+        let mut results = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(&mut *conn);
+        let mut seen = 0;
+        while let Some(result) = results.try_next().await? {
+            if let Either::Left(done) = result
+                && seen < inserts
+            {
+                inserted += D::rows_affected(&done);
+                seen += 1;
+            }
+        }
+        drop(results);
         if !D::COMMIT_WITH_INSERT {
             *committing = true;
             sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
         }
-        Ok(inserted.max(0) as u64)
+        Ok(inserted)
     }
 
     /// Round trip 3 (rare): when the insert ignored rows (a client_msg_id repeated within the
@@ -318,18 +328,6 @@ fn decide<'m>(batch: &'m [Message], found: &Refusals) -> (Vec<InsertOutcome>, Ve
         outcomes.push(outcome);
     }
     (outcomes, accepted)
-}
-
-/// The ids of `messages` as a list of literals.
-fn id_list(messages: &[&Message]) -> String {
-    let mut ids = String::with_capacity(messages.len() * 36);
-    for (i, m) in messages.iter().enumerate() {
-        if i > 0 {
-            ids.push(',');
-        }
-        push_id(&mut ids, &m.id);
-    }
-    ids
 }
 
 /// The conversation list's upserts for the accepted messages: both users' rows of each

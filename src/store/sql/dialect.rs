@@ -30,8 +30,8 @@ pub trait Dialect: Database + Sized {
     const INSERT_IGNORE: &'static str;
     /// The statement that opens a transaction which will write.
     const BEGIN_WRITE: &'static str;
-    /// Whether the batch's COMMIT can ride in the same request as its INSERT (the count of
-    /// inserted rows stays right), or needs a request of its own.
+    /// Whether the batch's COMMIT rides in the same request as its INSERT, or goes in a
+    /// request of its own.
     const COMMIT_WITH_INSERT: bool;
     /// Inserts a group unless its id is taken (binds: id, name, description, icon, owner,
     /// created_at).
