@@ -2,7 +2,9 @@
 //! carries its own `is_read`; a group member has read everything up to the `last_read`
 //! marker of their membership. Only a read receipt moves either.
 
-use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
+use futures_util::TryStreamExt;
+use sqlx::{ColumnIndex, Either, Encode, Executor, IntoArguments, Row, Type};
+use std::fmt::Write as _;
 use uuid::Uuid;
 
 use super::dialect::Value;
@@ -12,6 +14,18 @@ use super::{Dialect, SqlStore};
 use crate::ids::UserId;
 use crate::message::Target;
 use crate::store::{GroupReads, Page, ReadOutcome, Role, StoreError};
+
+/// Groups of a user whose unread messages are read one index range each (`unread`).
+const GROUP_RANGES: usize = 32;
+
+/// `columns` (a comma-separated list) with each name prefixed by `table`.
+fn prefixed(columns: &str, table: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{table}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl<D: Dialect> SqlStore<D>
 where
@@ -67,8 +81,16 @@ where
     }
 
     /// The oldest `limit` messages unread by `user` with ids above `after` and not in `sent`,
-    /// private and group merged, oldest first. Both lookups go in one request (integers and ids written as
-    /// literals). Reading changes nothing: only a read receipt makes a message read.
+    /// private and group merged, oldest first. Reading changes nothing: only a read receipt
+    /// makes a message read. Integers and ids are written as literals.
+    ///
+    /// Request 1 reads the private messages and the user's memberships (their read
+    /// markers); request 2, only for a member of a group, reads each group's messages past
+    /// its marker as one range of `ix_group`, already in order, and the pages are merged
+    /// here. One join over all the memberships ordered by id would need a temporary table
+    /// and a sort for every call (305 against 200 µs of MariaDB CPU per catch-up, measured
+    /// with the storm's data), which is what a reconnect storm runs 40,000 times. A user in
+    /// more than `GROUP_RANGES` groups gets that join, so a request stays bounded.
     pub(super) async fn unread(
         &self,
         user: UserId,
@@ -77,35 +99,70 @@ where
         limit: u32,
     ) -> Result<Page, StoreError> {
         let fetch = i64::from(limit) + 1;
-        let group_columns = MESSAGE_COLUMNS
-            .split(", ")
-            .map(|c| format!("m.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (mut private_after, mut group_after) = (String::new(), String::new());
-        if let Some(after) = &after {
-            private_after.push_str(" AND id > ");
-            push_id(&mut private_after, after);
-            group_after.push_str(" AND m.id > ");
-            push_id(&mut group_after, after);
-        }
-        if !sent.is_empty() {
-            private_after.push_str(" AND id NOT IN (");
-            push_ids(&mut private_after, sent);
-            private_after.push(')');
-            group_after.push_str(" AND m.id NOT IN (");
-            push_ids(&mut group_after, sent);
-            group_after.push(')');
-        }
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = {user} AND is_read = 0{private_after} ORDER BY id LIMIT {fetch};\
-             SELECT {group_columns} FROM group_members gm JOIN messages m ON m.group_id = gm.group_id AND m.id > gm.last_read \
-             WHERE gm.user_id = {user} AND m.sender_id <> {user}{group_after} ORDER BY m.id LIMIT {fetch};"
+        // `AND id > after AND id NOT IN (sent)`, for every statement (`column`: the id's).
+        let filter = |column: &str| {
+            let mut past = String::new();
+            if let Some(after) = &after {
+                let _ = write!(past, " AND {column} > ");
+                push_id(&mut past, after);
+            }
+            if !sent.is_empty() {
+                let _ = write!(past, " AND {column} NOT IN (");
+                push_ids(&mut past, sent);
+                past.push(')');
+            }
+            past
+        };
+        let past = filter("id");
+        let first = format!(
+            "SELECT group_id, last_read FROM group_members WHERE user_id = {user} LIMIT {more};\
+             SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient_id = {user} AND is_read = 0{past} ORDER BY id LIMIT {fetch};",
+            more = GROUP_RANGES + 1,
         );
-        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut rows = messages_from_rows(&rows)?;
+        let mut statement = 0;
+        let mut groups: Vec<(String, Uuid)> = Vec::new();
+        let mut private = Vec::new();
+        let mut results = sqlx::raw_sql(sqlx::AssertSqlSafe(first)).fetch_many(&self.pool);
+        while let Some(result) = results.try_next().await? {
+            match result {
+                Either::Left(_) => statement += 1,
+                Either::Right(row) if statement == 0 => {
+                    groups.push((row.try_get(0)?, row.try_get(1)?));
+                }
+                Either::Right(row) => private.push(row),
+            }
+        }
+        drop(results);
+        let mut rows = messages_from_rows(&private)?;
+        if !groups.is_empty() {
+            let mut sql = String::new();
+            if groups.len() > GROUP_RANGES {
+                let _ = write!(
+                    sql,
+                    "SELECT {columns} FROM group_members gm JOIN messages m ON m.group_id = gm.group_id AND m.id > gm.last_read \
+                     WHERE gm.user_id = {user} AND m.sender_id <> {user}{past} ORDER BY m.id LIMIT {fetch};",
+                    columns = prefixed(MESSAGE_COLUMNS, "m."),
+                    past = filter("m.id"),
+                );
+            } else {
+                for (group, last_read) in &groups {
+                    sql.push_str("SELECT ");
+                    sql.push_str(MESSAGE_COLUMNS);
+                    sql.push_str(" FROM messages WHERE group_id = ");
+                    D::text_literal(&mut sql, group);
+                    sql.push_str(" AND id > ");
+                    push_id(&mut sql, last_read);
+                    let _ = write!(
+                        sql,
+                        " AND sender_id <> {user}{past} ORDER BY id LIMIT {fetch};"
+                    );
+                }
+            }
+            let group_rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.extend(messages_from_rows(&group_rows)?);
+        }
         rows.sort_by_key(|m| m.id);
         Ok(page(rows, limit))
     }

@@ -261,7 +261,66 @@ async fn device_positions_move_forward_and_are_bounded(backend: Backend) {
     }
 }
 
+/// A member of a few groups (each read as one index range) and of more groups than those
+/// ranges cover (one join): the same pages, merged with the private messages in id order,
+/// past each group's read marker, without the member's own messages.
+async fn unread_merges_every_group_in_order(backend: Backend) {
+    let f = fixture(backend).await;
+    let s = &*f.store;
+    for groups in [3_usize, 40] {
+        let reader = 100 + groups as i64;
+        let names: Vec<String> = (0..groups).map(|i| format!("many{groups}-{i}")).collect();
+        for name in &names {
+            s.create_group(new_group(name, 1, &[reader])).await.unwrap();
+        }
+        let mut messages = Vec::new();
+        for k in 0..groups * 2 {
+            messages.push(to_group(1, &names[k % groups], &format!("m{k}"), None));
+            if k % 7 == 0 {
+                messages.push(to_user(5, reader, &format!("p{k}"), None));
+            }
+            if k % 5 == 0 {
+                messages.push(to_group(reader, &names[k % groups], "own", None));
+            }
+        }
+        store_all(s, &messages).await;
+        // The first group read up to its first message.
+        let first = messages
+            .iter()
+            .find(|m| m.target == Target::Group(names[0].as_str().into()))
+            .unwrap()
+            .id;
+        s.mark_read(reader, first).await.unwrap();
+        let mut expected: Vec<Uuid> = messages
+            .iter()
+            .filter(|m| m.sender_id != reader && m.id != first)
+            .map(|m| m.id)
+            .collect();
+        expected.sort();
+
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.unread(reader, after, &[], 5).await.unwrap();
+            assert!(page.messages.len() <= 5);
+            paged.extend(ids(&page.messages));
+            after = paged.last().copied();
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(paged, expected, "{groups} groups, pages of 5");
+        let page = s.unread(reader, None, &expected[..3], 1000).await.unwrap();
+        assert_eq!(
+            ids(&page.messages),
+            expected[3..],
+            "{groups} groups, sent skipped"
+        );
+    }
+}
+
 on_both_backends!(
+    unread_merges_every_group_in_order,
     unread_pages_oldest_first_and_change_nothing,
     device_positions_move_forward_and_are_bounded,
     group_unread_starts_at_joining,
