@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-use crate::support::raw::{Raw, frame};
+use crate::support::raw::{Raw, frame, whole};
 use crate::support::{Backend, Client, TestApp};
 
 async fn assert_closed_with(first: u8, payload: &[u8], code: u16, reason: &str) {
@@ -68,6 +68,19 @@ async fn oversized_message_is_refused_from_its_header() {
     header.extend_from_slice(&[1, 2, 3, 4]);
     raw.send(&header).await;
     raw.expect_failed(1009, "max_frame_bytes").await;
+}
+
+/// A frame written together with the handshake reaches the server with it, ahead of the
+/// upgrade; it is answered, and so is the next one, read once the connection is idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_sent_with_the_handshake_is_answered() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let heartbeat = whole(0x1, br#"{"type":7}"#);
+    let mut raw = Raw::upgrade_with(&app, 1, &heartbeat).await;
+    raw.expect_code(1000).await;
+    raw.expect_code(1003).await;
+    raw.send(&heartbeat).await;
+    raw.expect_code(1003).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! buffer while its connection is idle, and refusing an oversized message from its header.
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use std::io::{self, Read};
 use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -138,6 +139,23 @@ impl FrameReader {
                 self.buf.reserve(self.chunk);
             }
             let room = self.buf.capacity() - self.buf.len();
+            if self.buf.is_empty() {
+                // Only `more_buffered` leads here with nothing read: the first read after the
+                // upgrade. Bytes the HTTP server read ahead come back at once; if there are
+                // none (the read would wait), nothing was read, and the connection waits on
+                // the socket without a buffer like any idle one, instead of holding this one
+                // until its client first speaks.
+                match io.read_buf(&mut self.buf).now_or_never() {
+                    Some(Ok(0)) => return Err(ReadError::Eof),
+                    Some(Ok(read)) => self.more_buffered = read == room,
+                    Some(Err(e)) => return Err(ReadError::Io(e)),
+                    None => {
+                        self.more_buffered = false;
+                        self.buf = BytesMut::new();
+                    }
+                }
+                continue;
+            }
             let read = until(deadline, io.read_buf(&mut self.buf)).await?;
             if read == 0 {
                 return Err(ReadError::Eof);

@@ -168,8 +168,20 @@ impl Raw {
         Raw::upgrade_on(app, user, socket).await
     }
 
+    /// The handshake with `then` in the same write (the server reads it ahead of the
+    /// handshake's end): the connection right after the 101 answer.
+    pub async fn upgrade_with(app: &TestApp, user: i64, then: &[u8]) -> Raw {
+        let socket = TcpStream::connect(app.addr).await.expect("connecting");
+        Raw::upgrade_sending(app, user, socket, then).await
+    }
+
     /// The handshake on a connected `socket`.
     async fn upgrade_on(app: &TestApp, user: i64, socket: TcpStream) -> Raw {
+        Raw::upgrade_sending(app, user, socket, &[]).await
+    }
+
+    /// The handshake on a connected `socket`, `then` written with it.
+    async fn upgrade_sending(app: &TestApp, user: i64, socket: TcpStream, then: &[u8]) -> Raw {
         let addr = app.addr.to_string();
         // Each write its own segment: the byte-by-byte cases really arrive byte by byte.
         socket.set_nodelay(true).expect("TCP_NODELAY");
@@ -184,7 +196,9 @@ impl Raw {
              Authorization: Bearer {}\r\n\r\n",
             app.token(user)
         );
-        raw.send(request.as_bytes()).await;
+        let mut request = request.into_bytes();
+        request.extend_from_slice(then);
+        raw.send(&request).await;
         while !raw.buf.windows(4).any(|w| w == b"\r\n\r\n") {
             assert!(
                 raw.fill().await,
