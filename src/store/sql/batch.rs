@@ -3,9 +3,9 @@
 //! One batch is one transaction in two round trips: (1) BEGIN, the undelivered marks, and the
 //! block, membership and earlier-copy lookups, as one multi-statement request; (2) the
 //! multi-row INSERT, the conversation list's upserts and COMMIT (the inserted rows counted
-//! from the INSERTs' own results). A third, rare one names the
-//! first copies of client_msg_ids repeated within the batch or stored meanwhile by another
-//! node. Values are written into the SQL text (see literals.rs).
+//! from the INSERTs' own results). A third, rare one names the first copies of
+//! client_msg_ids repeated within the batch or stored meanwhile by another node. Values are
+//! written into the SQL text (see literals.rs).
 
 use futures_util::TryStreamExt;
 use sqlx::{ColumnIndex, Either, Encode, Executor, IntoArguments, Row, Type};
