@@ -217,10 +217,8 @@ where
         }
         push_outbox_rows::<D>(&mut sql, accepted, outboxing);
         push_activity::<D>(&mut sql, accepted);
-        if D::COMMIT_WITH_INSERT {
-            sql.push_str("COMMIT;");
-            *committing = true;
-        }
+        sql.push_str("COMMIT;");
+        *committing = true;
         let mut results = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(&mut *conn);
         let mut seen = 0;
         while let Some(result) = results.try_next().await? {
@@ -230,11 +228,6 @@ where
                 inserted += D::rows_affected(&done);
                 seen += 1;
             }
-        }
-        drop(results);
-        if !D::COMMIT_WITH_INSERT {
-            *committing = true;
-            sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
         }
         Ok(inserted)
     }

@@ -30,9 +30,6 @@ pub trait Dialect: Database + Sized {
     const INSERT_IGNORE: &'static str;
     /// The statement that opens a transaction which will write.
     const BEGIN_WRITE: &'static str;
-    /// Whether the batch's COMMIT rides in the same request as its INSERT, or goes in a
-    /// request of its own.
-    const COMMIT_WITH_INSERT: bool;
     /// Inserts a group unless its id is taken (binds: id, name, description, icon, owner,
     /// created_at).
     const INSERT_GROUP: &'static str;

@@ -15,8 +15,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 impl Dialect for MySql {
     const INSERT_IGNORE: &'static str = "INSERT IGNORE";
     const BEGIN_WRITE: &'static str = "BEGIN";
-    /// COMMIT rides in the INSERT's request: one round trip fewer.
-    const COMMIT_WITH_INSERT: bool = true;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const INSERT_GROUP: &'static str = "INSERT IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
     const INSERT_FOLLOW: &'static str =

@@ -38,8 +38,6 @@ impl Dialect for Sqlite {
     /// Take the write lock at the start, so a transaction that reads then writes cannot fail
     /// with SQLITE_BUSY halfway.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
-    /// Commits in a request of its own (in-process: there is no round trip to save).
-    const COMMIT_WITH_INSERT: bool = false;
     const FOR_UPDATE: &'static str = "";
     const INSERT_GROUP: &'static str = "INSERT OR IGNORE INTO chat_groups (id, name, description, icon, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
     const INSERT_FOLLOW: &'static str =
