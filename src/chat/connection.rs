@@ -1,14 +1,20 @@
 //! One chat connection on the WebSocket transport: registers with the hub, drives a
-//! `Session` with the client's frames in order, and leaves a writer task to write what the
-//! socket did not take directly (ws/outbox.rs) and close with the right code.
+//! `Session` with the client's frames in order, and at the end writes what is still queued
+//! and closes with the right code (ws/outbox.rs). One task per connection: a writer task
+//! runs only while the socket has a backlog.
 
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tracing::Instrument as _;
 
 use super::Session;
+use crate::admission::ConnectionSlot;
 use crate::auth::Identity;
 use crate::ids::{ConnId, DeviceId, next_conn_id};
 use crate::protocol::{codes, server};
@@ -26,15 +32,25 @@ const CLOSE_WRITE: Duration = Duration::from_secs(5);
 /// closes TCP.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-/// Serves one upgraded, authenticated socket until it ends. `io` is the upgraded connection
-/// (which may hold bytes it read ahead of the handshake's end), `socket` its TCP socket.
-pub async fn run<Io: AsyncRead + Unpin>(
-    io: Io,
-    socket: Arc<TcpStream>,
-    state: AppState,
-    identity: Identity,
-    device: Option<DeviceId>,
-) {
+/// A handshake the node accepted: what its connection starts from.
+pub struct Accepted {
+    /// Resolves to the upgraded connection once the 101 answer is written.
+    pub upgrade: OnUpgrade,
+    /// The connection's place under `limits.max_connections`, given back when it ends.
+    pub slot: ConnectionSlot,
+    pub socket: Arc<TcpStream>,
+    pub state: AppState,
+    pub identity: Identity,
+    pub device: Option<DeviceId>,
+}
+
+/// Serves one accepted handshake's socket, once upgraded, until it ends.
+///
+/// One task per connection holds this future for the connection's life, so its size is
+/// most of what an idle connection costs: the handshake comes boxed and is unpacked inside
+/// (an async fn keeps its arguments' space for its whole life, beside what it moves them
+/// to), and this is a plain function for the same reason.
+pub fn run(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
     let conn = next_conn_id();
     // With traces on (src/telemetry.rs), the connection is a trace of its own: its sends
     // and publishes are its children, and the log lines inside carry these fields.
@@ -42,24 +58,30 @@ pub async fn run<Io: AsyncRead + Unpin>(
         target: "chat_gateway::spans",
         "connection",
         conn,
-        user = identity.user,
+        user = accepted.identity.user,
         trace_id = tracing::field::Empty,
     );
     crate::telemetry::record_trace_id(&span);
-    connected(io, socket, state, identity, device, conn)
-        .instrument(span)
-        .await;
+    connected(accepted, conn).instrument(span)
 }
 
-/// The connection `conn`, from its 1000 frame to its end.
-async fn connected<Io: AsyncRead + Unpin>(
-    mut io: Io,
-    socket: Arc<TcpStream>,
-    state: AppState,
-    identity: Identity,
-    device: Option<DeviceId>,
-    conn: ConnId,
-) {
+/// The connection `conn`, from its upgrade to its end.
+async fn connected(accepted: Box<Accepted>, conn: ConnId) {
+    let Accepted {
+        upgrade,
+        slot: _slot,
+        socket,
+        state,
+        identity,
+        device,
+    } = *accepted;
+    let mut io = match upgrade.await {
+        Ok(upgraded) => TokioIo::new(upgraded),
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
     let user = identity.user;
     let _tracked = state.tracker.token();
     let outbox = Arc::new(Outbox::new(
@@ -80,20 +102,16 @@ async fn connected<Io: AsyncRead + Unpin>(
     // channels: from then on, everything sent to the user reaches this socket live.
     state.bus.settled().await;
     // …and once the other nodes holding the user copy the user's own sends here.
-    state.hub.announce(user, first).await;
+    // Boxed, like the other awaits that run once per connection (the store's and the bus's
+    // futures are boxed already): inline, each would enlarge the future that every idle
+    // connection holds.
+    Box::pin(state.hub.announce(user, first)).await;
     if first {
         state.presence.changed(user, true);
     }
     tracing::debug!(user, conn, "connected");
 
-    let writer = tokio::spawn({
-        let (outbox, state) = (outbox.clone(), state.clone());
-        async move {
-            if state.metrics.closed(outbox.write_loop().await) == CloseReason::TooSlow {
-                state.metrics.slow_consumers.inc();
-            }
-        }
-    });
+    outbox.start();
     let session = Session::new(state.clone(), user, device, conn, outbox.clone());
     session.watch_expiry(identity.expires_at);
     let server = &state.settings.server;
@@ -112,19 +130,8 @@ async fn connected<Io: AsyncRead + Unpin>(
         state.presence.changed(user, false);
     }
     session.unwatch_expiry();
-    session.finish().await;
-    outbox.close(CloseReason::Ended);
-    // The writer finishes what is queued and the closing frames, but no longer than
-    // CLOSE_WRITE: a client that does not read (its socket full) must not hold the
-    // connection open, and the sweeper no longer watches an unregistered connection.
-    let mut writer = writer;
-    if tokio::time::timeout(CLOSE_WRITE, &mut writer)
-        .await
-        .is_err()
-    {
-        outbox.abort();
-        let _ = writer.await;
-    }
+    Box::pin(close(&outbox, &state)).await;
+    Box::pin(session.finish()).await;
     if ended == Ended::ByServer {
         Box::pin(linger(&mut io, &socket, reader, server)).await;
     }
@@ -132,6 +139,23 @@ async fn connected<Io: AsyncRead + Unpin>(
     let _ = socket2::SockRef::from(&*socket).shutdown(std::net::Shutdown::Both);
     state.metrics.connections_closed.inc();
     tracing::debug!(user, conn, "disconnected");
+}
+
+/// Writes what is queued and the closing frames, but for no longer than CLOSE_WRITE: a
+/// client that does not read (its socket full) must not hold the connection open, and the
+/// sweeper no longer watches an unregistered connection.
+async fn close(outbox: &Outbox, state: &AppState) {
+    outbox.close(CloseReason::Ended);
+    let reason = match tokio::time::timeout(CLOSE_WRITE, outbox.finish()).await {
+        Ok(reason) => reason,
+        Err(_) => {
+            outbox.abort();
+            CloseReason::TooSlow
+        }
+    };
+    if state.metrics.closed(reason) == CloseReason::TooSlow {
+        state.metrics.slow_consumers.inc();
+    }
 }
 
 /// Who ended a connection.
@@ -151,20 +175,24 @@ async fn read_loop<Io: AsyncRead + Unpin>(
     socket: &TcpStream,
     reader: &mut FrameReader,
     session: &Session,
-    outbox: &Outbox,
+    outbox: &Arc<Outbox>,
     rate: &FrameRate,
 ) -> Ended {
     let metrics = &session.state.metrics.edge;
     loop {
         // Checked between frames only: a frame being handled when a drain starts is
         // answered (its acknowledgement written) before the connection closes.
-        let next = tokio::select! {
-            biased;
-            _ = outbox.ending() => {
-                outbox.close(CloseReason::Draining);
-                return Ended::ByServer;
-            }
-            next = reader.next(io, socket) => next,
+        let next = {
+            let mut next = std::pin::pin!(reader.next(io, socket));
+            std::future::poll_fn(|cx| match outbox.poll_ending(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => next.as_mut().poll(cx).map(Some),
+            })
+            .await
+        };
+        let Some(next) = next else {
+            outbox.close(CloseReason::Draining);
+            return Ended::ByServer;
         };
         outbox.touch();
         if matches!(
@@ -190,11 +218,9 @@ async fn read_loop<Io: AsyncRead + Unpin>(
         }
         let reason = match next {
             Ok(Incoming::Text(text)) => {
-                let text = std::str::from_utf8(&text).expect("the reader checked UTF-8");
                 // Boxed: the handler's future is large and lives only while a frame is handled,
                 // keeping an idle connection's task small.
-                Box::pin(session.handle(text)).await;
-                outbox.wait_for_room().await;
+                Box::pin(handle_text(session, outbox, text)).await;
                 continue;
             }
             Ok(Incoming::Binary(_)) => {
@@ -226,6 +252,14 @@ async fn read_loop<Io: AsyncRead + Unpin>(
         outbox.close(reason);
         return Ended::ByServer;
     }
+}
+
+/// Hands a text message to the session, then waits until the client has read enough of the
+/// answers for the next one to be read.
+async fn handle_text(session: &Session, outbox: &Outbox, text: Bytes) {
+    let text = std::str::from_utf8(&text).expect("the reader checked UTF-8");
+    session.handle(text).await;
+    outbox.wait_for_room().await;
 }
 
 /// After the server's close frame: reads (and drops) what the client still sends until its

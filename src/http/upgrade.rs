@@ -4,12 +4,12 @@
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::TokioIo;
 
 use super::ApiError;
 use super::auth::{SUBPROTOCOL, query_param, token_from};
 use crate::admission::Full;
 use crate::auth::{AuthError, Identity};
+use crate::chat::connection::Accepted;
 use crate::state::AppState;
 use crate::ws::socket::Socket;
 
@@ -69,22 +69,14 @@ pub async fn ws_handler(
     else {
         return ApiError::Upgrade("this connection cannot be upgraded".into()).into_response();
     };
-    tokio::spawn(async move {
-        let _slot = slot;
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                crate::chat::connection::run(
-                    TokioIo::new(upgraded),
-                    socket,
-                    state,
-                    identity,
-                    device,
-                )
-                .await
-            }
-            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-        }
-    });
+    tokio::spawn(crate::chat::connection::run(Box::new(Accepted {
+        upgrade: on_upgrade,
+        slot,
+        socket,
+        state,
+        identity,
+        device,
+    })));
     let mut response = Response::new(axum::body::Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();

@@ -124,7 +124,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
-    /// A connected outbox (its writer task running) and the client's end of its socket.
+    /// A connected, started outbox and the client's end of its socket.
     async fn connection() -> (Arc<Outbox>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
@@ -132,13 +132,8 @@ mod tests {
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let outbox = Arc::new(Outbox::new(Some(Arc::new(server)), 64));
-        tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.write_loop().await }
-        });
-        // One scheduler turn: the writer takes its (empty) queue, and from then on frames
-        // are written directly (the hand-overs below assert it).
-        tokio::task::yield_now().await;
+        // From now on frames are written directly (the hand-overs below assert it).
+        outbox.start();
         (outbox, client)
     }
 

@@ -121,9 +121,12 @@ impl FrameReader {
             }
             let deadline = self.deadline();
             if self.buf.is_empty() && !self.more_buffered {
-                // Idle: wait for the socket with no buffer, then read it directly.
+                // Idle: wait for the socket with no buffer, then read it directly. Polled
+                // readiness keeps its waker in the socket itself: this future is a few
+                // bytes where `readable()` would take 150 in every idle connection.
                 loop {
-                    until(deadline, socket.readable()).await?;
+                    let readable = std::future::poll_fn(|cx| socket.poll_read_ready(cx));
+                    until(deadline, readable).await?;
                     match read_now(socket, &mut self.buf, self.chunk) {
                         Ok(0) => return Err(ReadError::Eof),
                         Ok(_) => break,
