@@ -46,6 +46,7 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        sql::note_connection_error(&e);
         match &e {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

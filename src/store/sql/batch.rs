@@ -67,7 +67,8 @@ where
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         let mut held = self.writer.lock().await;
         // Whether the connection comes from an earlier batch (and may have died since); a
-        // connection fresh from the pool was just opened or checked.
+        // connection fresh from the pool was just opened or checked (after a lost
+        // connection, the pool pings every connection idle since before it: pool.rs).
         let mut kept = held.is_some();
         let outboxing = self.push.get();
         loop {
@@ -81,7 +82,8 @@ where
                 Ok(outcomes) => return Ok(outcomes),
                 Err(e) => e,
             };
-            let lost = connection_lost(&error);
+            super::pool::note(&error);
+            let lost = super::pool::connection_lost(&error);
             // The transaction was opened by hand: end it before the connection goes back to
             // the pool, or drop the connection if even that fails (or it is gone).
             if let Some(mut conn) = held.take()
@@ -270,23 +272,6 @@ where
             }
         }
         Ok(())
-    }
-}
-
-/// Whether `e` says the connection itself failed (it broke, closed, or the server is
-/// shutting down or killed it), rather than a statement failing on a live connection.
-fn connection_lost(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // SQLSTATE class 08: connection exception (MySQL's 1053 "server shutdown in
-        // progress" among them); 70100: the connection was killed.
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code == "70100"),
-        _ => false,
     }
 }
 

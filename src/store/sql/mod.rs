@@ -11,6 +11,7 @@ mod groups;
 mod literals;
 mod messages;
 mod mysql;
+mod pool;
 mod push;
 mod read_state;
 mod roles;
@@ -36,6 +37,12 @@ use crate::store::{
     NewGroup, Page, ReadOutcome, Role, Store, StoreError, Transfer,
 };
 use rows::retrying;
+
+/// Notes a failed query: when it says a connection is gone, the pools ping the connections
+/// that were idle before it before using them (pool.rs).
+pub(super) fn note_connection_error(e: &sqlx::Error) {
+    pool::note(e);
+}
 
 /// The store on MySQL or MariaDB; migrations in migrations/mysql.
 pub type MySqlStore = SqlStore<sqlx::MySql>;

@@ -2,7 +2,7 @@
 //! migrations/mysql.
 
 use sqlx::MySql;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlQueryResult};
+use sqlx::mysql::{MySqlConnectOptions, MySqlQueryResult};
 use std::str::FromStr;
 
 use super::literals::push_hex;
@@ -51,7 +51,7 @@ async fn open(settings: &StorageSettings) -> Result<SqlStore<MySql>, StoreError>
         .charset("utf8mb4")
         .collation("utf8mb4_unicode_ci")
         .timezone(Some(String::from("+00:00")));
-    let pool = MySqlPoolOptions::new()
+    let pool = super::pool::options::<MySql>(settings, settings.max_connections)
         // READ COMMITTED: no gap locks, so concurrent read receipts and syncs of
         // different users do not deadlock on the unread index (REPEATABLE READ does).
         .after_connect(|conn, _| {
@@ -62,11 +62,6 @@ async fn open(settings: &StorageSettings) -> Result<SqlStore<MySql>, StoreError>
                     .map(|_| ())
             })
         })
-        .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        // A slow acquire is load, not news: counted as 5000s when it times out, not
-        // logged per request.
-        .acquire_slow_threshold(settings.acquire_timeout)
         .connect_with(options)
         .await?;
     if settings.migrate {

@@ -2,8 +2,7 @@
 //! migrations in migrations/sqlite.
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
-    SqliteQueryResult, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::{Connection as _, Sqlite};
 use std::str::FromStr;
@@ -98,12 +97,7 @@ async fn open(settings: &StorageSettings) -> Result<SqlStore<Sqlite>, StoreError
         // connection checkpoints itself only when the log grows past this many pages.
         .pragma("wal_autocheckpoint", BACKSTOP_PAGES.to_string());
     let checkpointer = SqliteConnection::connect_with(&options).await?;
-    let pool = SqlitePoolOptions::new()
-        .max_connections(settings.max_connections.clamp(1, 8))
-        .acquire_timeout(settings.acquire_timeout)
-        // A slow acquire is load, not news: counted as 5000s when it times out, not
-        // logged per request.
-        .acquire_slow_threshold(settings.acquire_timeout)
+    let pool = super::pool::options::<Sqlite>(settings, settings.max_connections.clamp(1, 8))
         .connect_with(options)
         .await?;
     if settings.migrate {
