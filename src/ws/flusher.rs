@@ -122,15 +122,11 @@ mod tests {
     use super::*;
     use crate::ws::outbox::Pushed;
     use tokio::io::AsyncReadExt;
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpStream;
 
     /// A connected, started outbox and the client's end of its socket.
     async fn connection() -> (Arc<Outbox>, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
+        let (server, client) = crate::ws::socket_pair().await;
         let outbox = Arc::new(Outbox::new(Some(Arc::new(server)), 64));
         // From now on frames are written directly (the hand-overs below assert it).
         outbox.start();

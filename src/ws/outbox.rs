@@ -191,13 +191,7 @@ impl Outbox {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => {
-                state.closed.get_or_insert(CloseReason::Ended);
-                state.dead = true;
-                drop(state);
-                self.stop();
-                return;
-            }
+            Err(_) => return self.give_up(state, CloseReason::Ended),
         }
         self.spawn_writer(state);
     }
@@ -252,14 +246,8 @@ impl Outbox {
                 Ok(n) if n == total => return,
                 Ok(n) => state.written = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    // The connection is gone; its reader sees the end too.
-                    state.closed.get_or_insert(CloseReason::Ended);
-                    state.dead = true;
-                    drop(state);
-                    self.stop();
-                    return;
-                }
+                // The connection is gone; its reader sees the end too.
+                Err(_) => return self.give_up(state, CloseReason::Ended),
             }
         }
         state.frames.push_back(out);
@@ -284,12 +272,17 @@ impl Outbox {
     /// Gives up on a socket whose write is stuck: the writer stops at once, and nothing
     /// more is written (not even the closing frames).
     pub fn abort(&self) {
-        let mut state = self.state.lock();
-        state.closed.get_or_insert(CloseReason::TooSlow);
+        self.give_up(self.state.lock(), CloseReason::TooSlow);
+        self.abort.notify_one();
+    }
+
+    /// Writing failed or is given up on: the connection closes (for `reason` unless it was
+    /// closing already) and nothing more is written.
+    fn give_up(&self, mut state: MutexGuard<'_, State>, reason: CloseReason) {
+        state.closed.get_or_insert(reason);
         state.dead = true;
         drop(state);
         self.stop();
-        self.abort.notify_one();
     }
 
     fn stop(&self) {
@@ -387,11 +380,7 @@ impl Outbox {
         let Some(reason) = failed else {
             return Ok(());
         };
-        let mut state = self.state.lock();
-        state.closed.get_or_insert(reason);
-        state.dead = true;
-        drop(state);
-        self.stop();
+        self.give_up(self.state.lock(), reason);
         Err(reason)
     }
 
@@ -499,7 +488,6 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
 
     impl Outbox {
         /// Whether a writer holds the queue.
@@ -510,11 +498,7 @@ mod tests {
 
     /// A started outbox on a socket with a small send buffer, and the client's end.
     async fn connected() -> (Arc<Outbox>, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
+        let (server, client) = crate::ws::socket_pair().await;
         socket2::SockRef::from(&server)
             .set_send_buffer_size(16 * 1024)
             .unwrap();
@@ -523,13 +507,21 @@ mod tests {
         (outbox, client)
     }
 
-    /// Polls `done` every millisecond until it holds, for at most 10 seconds.
-    async fn eventually(what: &str, done: impl Fn() -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+    /// Waits (at most 10 seconds) until the writer task lets go of the queue, which it says
+    /// on `drained`.
+    async fn writer_gone(outbox: &Outbox) {
+        let gone = async {
+            loop {
+                let let_go = outbox.drained.notified();
+                if !outbox.has_writer() {
+                    return;
+                }
+                let_go.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), gone)
+            .await
+            .expect("the writer ends with its backlog");
     }
 
     #[tokio::test]
@@ -565,7 +557,7 @@ mod tests {
                 .all(|frame| frame[..4] == [0x81, 126, 0xea, 0x60]
                     && frame[4..].iter().all(|&b| b == b'x'))
         );
-        eventually("the writer ends with its backlog", || !outbox.has_writer()).await;
+        writer_gone(&outbox).await;
 
         // Without a backlog, frames go out directly again.
         outbox.reply("b");

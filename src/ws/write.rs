@@ -262,16 +262,9 @@ mod tests {
         assert_eq!(advance(&frames, 0, 0, BATCH * 4), (BATCH, 0));
     }
 
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap());
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        (accepted.unwrap().0, client.unwrap())
-    }
-
     #[tokio::test]
     async fn small_and_large_writes_arrive_whole() {
-        let (server, mut client) = pair().await;
+        let (server, mut client) = crate::ws::socket_pair().await;
         let small = [IoSlice::new(b"ab"), IoSlice::new(b""), IoSlice::new(b"cde")];
         assert_eq!(try_send(&server, &small).unwrap(), 5);
         let big = vec![7u8; 5000];
@@ -285,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn write_all_resumes_partial_writes() {
-        let (server, mut client) = pair().await;
+        let (server, mut client) = crate::ws::socket_pair().await;
         // More than the socket buffers hold: the socket takes it in parts.
         let frames: VecDeque<Out> = (0..40).map(|i| text(70_000 + i)).collect();
         let expected = wire(&frames)[5..].to_vec();

@@ -82,8 +82,7 @@ where
                 Ok(outcomes) => return Ok(outcomes),
                 Err(e) => e,
             };
-            super::pool::note(&error);
-            let lost = super::pool::connection_lost(&error);
+            let lost = super::pool::note(&error);
             // The transaction was opened by hand: end it before the connection goes back to
             // the pool, or drop the connection if even that fails (or it is gone).
             if let Some(mut conn) = held.take()

@@ -36,13 +36,10 @@ use crate::store::{
     Conversation, Edit, EditOutcome, Group, GroupPatch, GroupReads, InsertOutcome, Joined,
     NewGroup, Page, ReadOutcome, Role, Store, StoreError, Transfer,
 };
-use rows::retrying;
-
 /// Notes a failed query: when it says a connection is gone, the pools ping the connections
 /// that were idle before it before using them (pool.rs).
-pub(super) fn note_connection_error(e: &sqlx::Error) {
-    pool::note(e);
-}
+pub(super) use pool::note as note_connection_error;
+use rows::retrying;
 
 /// The store on MySQL or MariaDB; migrations in migrations/mysql.
 pub type MySqlStore = SqlStore<sqlx::MySql>;

@@ -45,7 +45,7 @@ pub(super) fn options<DB: Database>(
 
 /// Whether `e` says the connection itself failed (it broke, closed, or the server is
 /// shutting down or killed it), rather than a statement failing on a live connection.
-pub(super) fn connection_lost(e: &sqlx::Error) -> bool {
+fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -60,13 +60,15 @@ pub(super) fn connection_lost(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Notes `e` if it says a connection is gone: from now on, connections that were idle
-/// before it are pinged before use.
-pub(super) fn note(e: &sqlx::Error) {
-    if connection_lost(e) {
+/// Notes `e` if it says a connection is gone (`connection_lost`, which it returns): from
+/// now on, connections that were idle before it are pinged before use.
+pub(crate) fn note(e: &sqlx::Error) -> bool {
+    let lost = connection_lost(e);
+    if lost {
         // Stored as milliseconds since `clock()` started, plus one (0: never).
         LAST_LOSS.store(millis(clock().elapsed()) + 1, Ordering::Relaxed);
     }
+    lost
 }
 
 /// When a connection was last found gone, process-wide (every pool of the process shares
